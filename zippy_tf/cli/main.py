@@ -1,0 +1,105 @@
+"""``zippy-tf <verb> --flags``: a thin dispatcher over absl flags.
+
+Each verb lives in its own module with ``HELP`` (one line), ``define_flags(fv)`` and ``main(fv, args) -> dict``.
+For verbs with sub-verbs (``train zippypoint``, ``eval hpatches``) ``main`` receives the sub-verb as ``name``.
+The dict is printed as one JSON line on stdout; progress goes to stderr. A :class:`UserError` (or a bad flag)
+becomes one line on stderr and exit code 2.
+"""
+
+import importlib
+import importlib.util
+import json
+import sys
+
+from absl import flags
+
+from zippy_tf.errors import UserError
+
+PROG = "zippy-tf"
+# verb → module, or verb → {sub-verb → module} for verbs whose flags depend on the method.
+VERBS = {
+    "export": "zippy_tf.cli.export",
+    "bench": "zippy_tf.cli.bench",
+    "info": "zippy_tf.cli.info",
+    "train": {
+        "zippypoint": "zippy_tf.cli.train_keypoints",
+        "zippypoint-int8": "zippy_tf.cli.train_keypoints",
+        "kp2d": "zippy_tf.cli.train_keypoints",
+        "ettrack": "zippy_tf.cli.train_tracking",
+        "lighttrack": "zippy_tf.cli.train_tracking",
+        "attention": "zippy_tf.cli.train_tracking",
+    },
+    "eval": {"hpatches": "zippy_tf.cli.eval_hpatches", "track": "zippy_tf.cli.eval_track"},
+    "match": "zippy_tf.cli.match",
+    "search": "zippy_tf.cli.search",
+}
+
+
+def _available(table):
+    """Entries whose module exists in this version (verbs land issue by issue)."""
+    out = {}
+    for name, target in table.items():
+        if isinstance(target, dict):
+            sub = _available(target)
+            if sub:
+                out[name] = sub
+        elif importlib.util.find_spec(target) is not None:
+            out[name] = target
+    return out
+
+
+def _usage(table, prefix):
+    lines = [f"usage: {prefix} <{'|'.join(table)}> [--help] [flags]", ""]
+    for name, target in table.items():
+        if isinstance(target, dict):
+            lines.append(f"  {name:<10} {' | '.join(target)}  (see `{prefix} {name} <which> --help`)")
+        else:
+            lines.append(f"  {name:<10} {importlib.import_module(target).HELP}")
+    return "\n".join(lines)
+
+
+def _fail(message):
+    print(f"{PROG}: error: {message}", file=sys.stderr)
+    return 2
+
+
+def main(argv=None):
+    argv = list(sys.argv[1:] if argv is None else argv)
+    table, prefix = _available(VERBS), PROG
+    while True:
+        if not argv or argv[0] in ("-h", "--help", "help"):
+            print(_usage(table, prefix))
+            return 0 if argv else 2
+        name = argv.pop(0)
+        if name not in table:
+            return _fail(f"unknown command {name!r}; choose one of: {', '.join(table)} (see `{prefix} --help`)")
+        prefix = f"{prefix} {name}"
+        if not isinstance(table[name], dict):
+            break
+        table = table[name]
+    module = importlib.import_module(table[name])
+    fv = flags.FlagValues()
+    module.define_flags(fv)
+    if "--help" in argv or "-h" in argv:
+        print(f"usage: {prefix} [flags]\n\n{module.HELP}\n\n{fv.get_help()}")
+        return 0
+    try:
+        args = fv([prefix] + argv)[1:]
+    except flags.Error as e:
+        return _fail(f"{e} (see `{prefix} --help`)")
+    try:
+        result = module.main(fv, args, name)
+    except UserError as e:
+        return _fail(str(e))
+    except KeyboardInterrupt:
+        return _fail("interrupted")
+    print(json.dumps(result, sort_keys=True))
+    return 0
+
+
+def run():
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    run()

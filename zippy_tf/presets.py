@@ -1,0 +1,68 @@
+"""Named models the CLI, converters and benchmarks accept, and where their shipped weights live.
+
+Presets are data: a name maps to a builder ("module:function"), its keyword arguments, and a description. Builders
+are imported on use, so listing presets does not import every method.
+"""
+
+import dataclasses
+import importlib
+import os
+from pathlib import Path
+
+from zippy_tf.errors import UserError
+
+# Shipped weights: <models dir>/<preset>/weights.h5, trained by this project (see each folder's card.md).
+MODELS_DIR = Path(os.environ.get("ZIPPY_TF_MODELS", Path(__file__).resolve().parents[1] / "models"))
+
+
+@dataclasses.dataclass(frozen=True)
+class Preset:
+    name: str
+    builder: str
+    description: str
+    kwargs: dict = dataclasses.field(default_factory=dict)
+    accepts_config: bool = False  # whether --config (a JSON list of macro-blocks) applies
+
+    @property
+    def shipped_weights(self):
+        path = MODELS_DIR / self.name / "weights.h5"
+        return str(path) if path.is_file() else None
+
+
+PRESETS = {
+    p.name: p
+    for p in (
+        Preset("zippypoint", "zippy_tf.keypoints.model:zippypoint",
+               "ZippyPoint (thesis ch. 5): Int8 stem, learned pooling, Bin-R encoder, Int8 decoder",
+               accepts_config=True),
+        Preset("zippypoint-int8", "zippy_tf.keypoints.model:zippypoint",
+               "ZippyPoint with every encoder/decoder macro-block Int8 (the search's starting point)",
+               kwargs={"config": "int8", "name": "zippypoint_int8"}, accepts_config=True),
+        Preset("kp2d", "zippy_tf.keypoints.model:kp2d_baseline", "KP2D, the full-precision baseline"),
+    )
+}
+
+
+def get_preset(name):
+    if name not in PRESETS:
+        raise UserError(f"unknown model {name!r}; choose one of: {', '.join(PRESETS)}")
+    return PRESETS[name]
+
+
+def build_model(name, *, config=None, weights=None, input_shape=None, use_shipped_weights=True):
+    """Builds preset ``name``; ``weights`` falls back to the shipped weights (if any) unless disabled."""
+    preset = get_preset(name)
+    kwargs = dict(preset.kwargs)
+    if config is not None:
+        if not preset.accepts_config:
+            raise UserError(f"model {name!r} does not take --config; use zippypoint or zippypoint-int8")
+        kwargs["config"] = config
+    if input_shape is not None:
+        kwargs["input_shape"] = tuple(input_shape)
+    if weights is None and use_shipped_weights and config is None:
+        weights = preset.shipped_weights
+    module, function = preset.builder.split(":")
+    return getattr(importlib.import_module(module), function)(weights=weights, **kwargs)
+
+
+__all__ = ["MODELS_DIR", "PRESETS", "Preset", "build_model", "get_preset"]
