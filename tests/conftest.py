@@ -1,0 +1,31 @@
+"""Test configuration: Keras 2 before any TensorFlow import, a clean Keras session per test, the `large` marker."""
+
+import os
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import pytest  # noqa: E402
+
+import zippy_tf  # noqa: E402,F401  (selects Keras 2 before any test imports TensorFlow)
+
+
+def pytest_addoption(parser):
+    parser.addoption("--run-large", action="store_true", help="run tests marked `large` (slow end-to-end runs)")
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.getoption("--run-large"):
+        return
+    skip = pytest.mark.skip(reason="large: pass --run-large to run")
+    for item in items:
+        if "large" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(autouse=True)
+def _clear_keras_session():
+    yield
+    from zippy_tf._compat import keras
+
+    keras.backend.clear_session()

@@ -1,0 +1,46 @@
+"""`ZippyPoint`: images in, keypoints + scores + descriptors out, around any dense keypoint network."""
+
+import numpy as np
+
+from zippy_tf._compat import keras, tf
+from zippy_tf.keypoints.postprocess import describe, pad_image
+
+
+class ZippyPoint(keras.Model):
+    """A detector-descriptor: the dense network followed by keypoint selection and descriptor sampling.
+
+    ``model(images)`` takes (B, H, W, 3) float images in [0, 255] (BGR, as ``cv2.imread`` gives; H, W multiples
+    of 8) and returns {"keypoints": (B, N, 2) pixel x, y, "scores": (B, N), "descriptors": (B, N, D/8) uint8
+    with exactly ``k`` set bits (``binary=True``) or (B, N, D) L2-normalised float32 (``binary=False``, KP2D)}.
+    :meth:`detect` handles one image of any size (padding as the reference does).
+
+    Args:
+        network: the dense model (``zippy_tf.keypoints.zippypoint()`` / ``kp2d_baseline()``), or any callable
+            returning the same dict, e.g. a :class:`~zippy_tf.export.FlatbufferRunner`.
+        top_k: keypoints kept per image (None: every cell).
+        binary: binary (Bin.Norm, Hamming) or float (L2) descriptors.
+        k: ones per binary descriptor.
+    """
+
+    def __init__(self, network, *, top_k=1000, binary=True, k=64, **kwargs):
+        super().__init__(**kwargs)
+        self.network = network
+        self.top_k = top_k
+        self.binary = binary
+        self.k = k
+
+    def call(self, images, training=False):
+        dense = self.network(images, training=False) if isinstance(self.network, keras.Model) else self.network(
+            images)
+        return describe(dense, tf.shape(images)[1:3], top_k=self.top_k, binary=self.binary, k=self.k)
+
+    def detect(self, image):
+        """One (H, W, 3) image of any size → numpy dict of keypoints in the image's own pixel coordinates."""
+        padded, (top, left) = pad_image(image)
+        out = {key: np.asarray(v)[0] for key, v in self(padded[None]).items()}
+        out["keypoints"] = out["keypoints"] - np.array([left, top], np.float32)
+        keep = out["scores"] > 0  # border cells are masked to zero
+        return {key: v[keep] for key, v in out.items()}
+
+
+__all__ = ["ZippyPoint"]
