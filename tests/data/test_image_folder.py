@@ -1,0 +1,82 @@
+"""The training pair pipeline: shapes, determinism, geometry of the pairs, and bad folders."""
+
+import os
+
+import numpy as np
+import pytest
+
+from zippy_tf.data.homography import warp_image
+from zippy_tf.data.image_folder import list_images, make_pair, pair_dataset, write_training_folder
+from zippy_tf.errors import UserError
+
+H, W = 48, 64
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    return write_training_folder(str(tmp_path_factory.mktemp("train") / "images"), count=6, height=H, width=W)
+
+
+def test_training_folder_is_flat_jpegs(folder):
+    names = sorted(os.listdir(folder))
+    assert len(names) == 6 and all(n.endswith(".jpg") for n in names)
+    assert len(list_images(folder)) == 6
+
+
+def test_pipeline_shapes(folder):
+    batch = next(iter(pair_dataset(folder, height=H, width=W, batch_size=2)))
+    assert batch["source"].shape == (2, H, W, 3) and batch["target"].shape == (2, H, W, 3)
+    assert batch["homography"].shape == (2, 3, 3) and batch["homography"].dtype.name == "float32"
+    assert 0.0 <= float(np.min(batch["source"])) and float(np.max(batch["target"])) <= 255.0
+
+
+def _epoch(folder, seed):
+    return [b["source"].numpy() for b in pair_dataset(folder, height=H, width=W, batch_size=3, seed=seed)]
+
+
+def test_pipeline_deterministic_given_seed(folder):
+    first = _epoch(folder, 5)
+    assert len(first) == 2
+    np.testing.assert_array_equal(np.concatenate(first), np.concatenate(_epoch(folder, 5)))
+    assert not np.array_equal(np.concatenate(first), np.concatenate(_epoch(folder, 6)))
+
+
+def test_source_is_target_seen_through_homography():
+    """Without photometric changes, warping the source forward by H reproduces the target where it is seen."""
+    image = np.tile(np.linspace(0, 255, W, dtype=np.float32), (H, 1))[..., None].repeat(3, -1)
+    source, target, homography = make_pair(np.random.default_rng(0), image)
+    assert source.shape == target.shape == (H, W, 3)
+    seen = warp_image(np.ones((H, W), np.float32), homography) > 0.999
+    moved = warp_image(source, homography)
+    # Photometric jitter is affine per pair except noise and blur, so compare the structure: correlation.
+    corr = np.corrcoef(moved[..., 0][seen], target[..., 0][seen])[0, 1]
+    assert corr > 0.9
+
+
+def test_empty_folder(tmp_path):
+    with pytest.raises(UserError, match="no .jpg"):
+        pair_dataset(str(tmp_path))
+
+
+def test_missing_folder(tmp_path):
+    with pytest.raises(UserError, match="does not exist"):
+        pair_dataset(str(tmp_path / "nope"))
+
+
+def test_unreadable_image(tmp_path, folder):
+    for name in os.listdir(folder)[:2]:
+        with open(os.path.join(folder, name), "rb") as src, open(tmp_path / name, "wb") as dst:
+            dst.write(src.read())
+    (tmp_path / "broken.png").write_bytes(b"not an image at all")
+    with pytest.raises(UserError, match="broken.png"):
+        pair_dataset(str(tmp_path), batch_size=1)
+
+
+def test_fewer_images_than_batch(folder):
+    with pytest.raises(UserError, match="batch size"):
+        pair_dataset(folder, batch_size=64)
+
+
+def test_training_folder_refuses_non_empty(folder):
+    with pytest.raises(UserError, match="already exists"):
+        write_training_folder(folder, count=1)
