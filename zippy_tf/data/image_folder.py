@@ -6,6 +6,7 @@ augmentation. The bundled default training set is written by :func:`write_traini
 scikit-image ships.
 """
 
+import contextlib
 import os
 import shutil
 import tempfile
@@ -102,7 +103,7 @@ def pair_dataset(folder, *, height=240, width=320, batch_size=8, seed=0, shuffle
             .prefetch(tf.data.AUTOTUNE))
 
 
-def _random_crop(rng, image, height, width, min_fraction=0.4):
+def random_crop(rng, image, height, width, min_fraction=0.4):
     """A crop of the image's aspect-(width/height) window at a random scale and place, resized to (height, width)."""
     rows, cols = image.shape[:2]
     full = min(rows / height, cols / width)
@@ -114,28 +115,39 @@ def _random_crop(rng, image, height, width, min_fraction=0.4):
     return cv2.resize(crop, (width, height), interpolation=interpolation)
 
 
-def write_training_folder(root, count=256, *, height=240, width=320, seed=0):
-    """Writes the bundled default training set: ``count`` JPEGs of random crops and rescalings of the
-    scikit-image photographs, into a new flat folder ``root`` (written aside, then renamed: never half-written).
-
-    Returns:
-        ``root``.
-    """
+@contextlib.contextmanager
+def new_folder(root):
+    """Yields a hidden sibling folder to fill; it becomes ``root`` only when the block succeeds, so an interrupted
+    writer never leaves a half-written data set. ``root`` must not exist yet (or be an empty folder)."""
     check_output_path(root)
     if os.path.exists(root) and (not os.path.isdir(root) or os.listdir(root)):
         raise UserError(f"{root!r} already exists and is not an empty folder; pick a new folder or delete it")
-    rng = np.random.default_rng(seed)
     partial = tempfile.mkdtemp(dir=os.path.dirname(os.path.abspath(root)), prefix=".partial-")
     try:
-        for index in range(count):
-            name = PHOTOS[index % len(PHOTOS)]
-            crop = _random_crop(rng, load_photo(name), height, width)
-            cv2.imwrite(os.path.join(partial, f"{name}_{index:05d}.jpg"), crop, [cv2.IMWRITE_JPEG_QUALITY, 95])
+        yield partial
         os.replace(partial, root)
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
         raise
+
+
+def write_training_folder(root, count=256, *, height=240, width=320, seed=0):
+    """Writes the bundled default training set: ``count`` JPEGs of random crops and rescalings of the
+    scikit-image photographs, into a new flat folder ``root``.
+
+    Returns:
+        ``root``.
+    """
+    rng = np.random.default_rng(seed)
+    with new_folder(root) as partial:
+        for index in range(count):
+            name = PHOTOS[index % len(PHOTOS)]
+            crop = random_crop(rng, load_photo(name), height, width)
+            cv2.imwrite(os.path.join(partial, f"{name}_{index:05d}.jpg"), crop, [cv2.IMWRITE_JPEG_QUALITY, 95])
     return root
 
 
-__all__ = ["IMAGE_EXTENSIONS", "list_images", "make_pair", "pair_dataset", "read_image", "write_training_folder"]
+__all__ = [
+    "IMAGE_EXTENSIONS", "list_images", "make_pair", "new_folder", "pair_dataset", "random_crop", "read_image",
+    "write_training_folder",
+]
