@@ -1,0 +1,98 @@
+"""Hamming vs float32 L2 descriptor matching speed on the same descriptors, in one run.
+
+Descriptors are ZippyPoint-like: 256 bits with exactly 64 ones (hard Bin.Norm), packed to 32 bytes for Hamming and
+the same vectors as float32 (256-d) for L2. Every matcher does mutual nearest-neighbour matching of N x N
+descriptors; times are the best of ``--repeats`` runs (wall clock, this machine, OpenCV/BLAS threads as set).
+
+    /work/venv/bin/python benchmarks/matching.py [--sizes 1000 4000] [--repeats 5]
+
+Writes benchmarks/results/matching.json and prints it.
+"""
+
+import argparse
+import json
+import os
+import platform
+import time
+
+import zippy_tf  # noqa: F401  (before TensorFlow-adjacent imports, by house rule)
+import cv2
+import numpy as np
+
+from zippy_tf.io import write_json
+from zippy_tf.keypoints.matching import hamming_distances, match_hamming, match_l2
+
+RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "matching.json")
+
+
+def descriptors(rng, n, bits=256, ones=64):
+    """``n`` random {0, 1} descriptors with exactly ``ones`` set bits."""
+    order = np.argsort(rng.random((n, bits)), axis=1)
+    out = np.zeros((n, bits), np.uint8)
+    np.put_along_axis(out, order[:, :ones], 1, axis=1)
+    return out
+
+
+def numpy_hamming_mutual(a, b):
+    """Mutual NN from the full numpy distance matrix (XOR + 16-bit popcount table), for comparison."""
+    d = hamming_distances(a, b)
+    best = d.argmin(1)
+    return np.flatnonzero(d.argmin(0)[best] == np.arange(len(a)))
+
+
+def opencv_l2_mutual(a, b):
+    """KP2D's float matcher: ``cv2.BFMatcher(NORM_L2, crossCheck=True)``."""
+    return cv2.BFMatcher(cv2.NORM_L2, crossCheck=True).match(a, b)
+
+
+def best_time(fn, repeats):
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def run(sizes, repeats, seed=0):
+    rng = np.random.default_rng(seed)
+    rows = []
+    for n in sizes:
+        bits1, bits2 = descriptors(rng, n), descriptors(rng, n)
+        packed1, packed2 = np.packbits(bits1, 1), np.packbits(bits2, 1)
+        float1, float2 = bits1.astype(np.float32), bits2.astype(np.float32)
+        same = np.array_equal(match_hamming(packed1, packed2)[0], match_l2(float1, float2)[0])
+        seconds = {
+            "hamming_opencv_popcount": best_time(lambda: match_hamming(packed1, packed2), repeats),
+            "hamming_numpy_table16": best_time(lambda: numpy_hamming_mutual(packed1, packed2), repeats),
+            "l2_float32_blas": best_time(lambda: match_l2(float1, float2), repeats),
+            "l2_float32_opencv_bf": best_time(lambda: opencv_l2_mutual(float1, float2), repeats),
+        }
+        rows.append({
+            "n": n, "seconds": seconds, "same_matches_hamming_vs_l2": bool(same),
+            "speedup_vs_l2_blas": seconds["l2_float32_blas"] / seconds["hamming_opencv_popcount"],
+            "speedup_vs_l2_opencv_bf": seconds["l2_float32_opencv_bf"] / seconds["hamming_opencv_popcount"],
+            "numpy_table_speedup_vs_l2_blas": seconds["l2_float32_blas"] / seconds["hamming_numpy_table16"],
+        })
+    return {
+        "benchmark": "mutual nearest-neighbour matching, N x N, 256-bit (64 ones) vs 256-d float32",
+        "machine": {"platform": platform.platform(), "processor": platform.processor(), "cpus": os.cpu_count(),
+                    "opencv_threads": cv2.getNumThreads(), "numpy": np.__version__, "opencv": cv2.__version__},
+        "repeats": repeats,
+        "results": rows,
+    }
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 4000])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--output", default=RESULTS)
+    args = parser.parse_args()
+    result = run(args.sizes, args.repeats)
+    write_json(args.output, result)
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
