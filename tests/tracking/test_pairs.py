@@ -1,0 +1,72 @@
+"""Training pairs: the target's box lies where the jitter bounds say, and the dataset matches the spec."""
+
+import numpy as np
+import pytest
+
+from zippy_tf.errors import UserError
+from zippy_tf.tracking.crops import crop_and_resize, crop_to_image, image_to_crop
+from zippy_tf.tracking.datasets import load_sequences
+from zippy_tf.tracking.generate import write_otb_sequences
+from zippy_tf.tracking.pairs import pair_dataset, sample_pair
+
+
+@pytest.fixture(scope="module")
+def sequences(tmp_path_factory):
+    root = tmp_path_factory.mktemp("pairs")
+    write_otb_sequences(str(root), 2, 8, seed=11, size=(120, 160))
+    return load_sequences(str(root), "otb")
+
+
+def test_crop_geometry():
+    image = np.zeros((50, 60, 3), np.uint8)
+    image[20:30, 10:20] = 255  # a 10×10 white square centred at (15, 25)
+    crop = crop_and_resize(image, (15, 25), 20, 40, (7, 7, 7))
+    assert crop.shape == (40, 40, 3) and crop.dtype == np.uint8
+    np.testing.assert_array_equal(crop[11:29, 11:29], 255)  # the square fills the centre half (edges blend)
+    assert crop[8, 20, 0] == 0 and crop[31, 20, 0] == 0
+    assert crop[9, 20, 0] == crop[30, 20, 0] == crop[20, 9, 0] == crop[20, 30, 0]  # exactly centred
+    assert crop[0, 0, 0] == 0
+    corner = crop_and_resize(image, (0, 0), 20, 40, (7, 8, 9))
+    np.testing.assert_array_equal(corner[0, 0], (7, 8, 9))  # outside the image: the pad colour
+    points = np.array([[10.0, 20.0], [20.0, 30.0]])
+    np.testing.assert_allclose(image_to_crop(points, (15, 25), 20, 40), [[10, 10], [30, 30]])
+    np.testing.assert_allclose(crop_to_image(image_to_crop(points, (3, 4), (9, 13), 40), (3, 4), (9, 13), 40), points)
+
+
+def test_without_jitter_the_target_is_centred(sequences):
+    images, box = sample_pair(np.random.default_rng(0), sequences, template_shift=0, template_scale=0,
+                              search_shift=0, search_scale=0)
+    np.testing.assert_allclose((box[:2] + box[2:]) / 2, 128, atol=1e-3)
+    w, h = box[2:] - box[:2]
+    # The target spans (w, h) / √((w+p)(h+p)) of the 127-px template, i.e. the same fraction × 127 px here.
+    assert 127 * 0.4 < np.sqrt(w * h) < 127 * 0.8
+
+
+def test_jitter_bounds(sequences):
+    rng = np.random.default_rng(1)
+    for _ in range(30):
+        images, box = sample_pair(rng, sequences)
+        assert images["template"].shape == (127, 127, 3) and images["search"].shape == (256, 256, 3)
+        assert images["search"].dtype == np.float32 and 0 <= images["search"].min() <= images["search"].max() <= 255
+        centre = (box[:2] + box[2:]) / 2
+        # Shift ≤ 64 px in the output, divided by the scale jitter (≥ 1 − 0.18).
+        assert np.all(np.abs(centre - 128) <= 64 / 0.82 + 1e-3)
+        assert np.all(box[:2] >= 0) and np.all(box[2:] <= 256)  # these targets stay inside the crop
+        assert np.all(box[2:] > box[:2])
+
+
+def test_dataset_spec_and_determinism(sequences):
+    first = next(iter(pair_dataset(sequences, batch_size=3, seed=5)))
+    again = next(iter(pair_dataset(sequences, batch_size=3, seed=5)))
+    other = next(iter(pair_dataset(sequences, batch_size=3, seed=6)))
+    inputs, targets = first
+    assert inputs["template"].shape == (3, 127, 127, 3) and inputs["search"].shape == (3, 256, 256, 3)
+    assert targets["box"].shape == (3, 4) and targets["box"].dtype.name == "float32"
+    np.testing.assert_array_equal(targets["box"], again[1]["box"])
+    assert not np.array_equal(targets["box"], other[1]["box"])
+
+
+def test_no_visible_target(sequences):
+    hidden = [type(s)(s.name, s.frames, np.full_like(s.boxes, np.nan)) for s in sequences]
+    with pytest.raises(UserError, match="no sequence has a visible target"):
+        pair_dataset(hidden, batch_size=2, seed=0)

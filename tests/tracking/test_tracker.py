@@ -1,0 +1,156 @@
+"""The online tracker: a fake network that finds the target by template matching must let it follow a moving
+target; bad inputs give one-line errors; the flatbuffer adapter gives the same boxes as the Keras network."""
+
+import cv2
+import numpy as np
+import pytest
+
+from zippy_tf._compat import keras, tf
+from zippy_tf.data.photos import load_photo
+from zippy_tf.errors import UserError
+from zippy_tf.tracking.metrics import iou
+from zippy_tf.tracking.tracker import FlatbufferNetwork, Tracker
+
+SIDE = 40  # target side in frame pixels
+HALF = 32  # half the target side in crop pixels: context 0.5 makes a square target half the template side (~64)
+
+
+class MatchingNetwork:
+    """Template matching in place of a trained network: the template's centre patch is the "feature"; a grid
+    cell scores the best match within half a stride of it and regresses that match's box."""
+
+    stride = 16
+
+    def template_net(self, template):
+        c = template.shape[1] // 2
+        return template[0, c - HALF : c + HALF, c - HALF : c + HALF]
+
+    def search_net(self, inputs):
+        search, patch = inputs
+        # response[v, u] scores the patch centred at (u + HALF, v + HALF), clipped to the valid range below.
+        response = cv2.matchTemplate(search[0], patch, cv2.TM_CCOEFF_NORMED)
+        size = search.shape[1]
+        cells = size // self.stride
+        grid = (np.arange(cells) - cells // 2) * self.stride + size // 2
+        last = response.shape[0] - 1
+        cls = np.zeros((cells, cells))
+        reg = np.zeros((cells, cells, 4))
+        for i, gy in enumerate(grid):
+            for j, gx in enumerate(grid):
+                v, u = np.clip([gy - HALF, gx - HALF], 0, last)
+                v0, u0 = np.clip([v - self.stride // 2, u - self.stride // 2], 0, last)
+                window = response[v0 : v + self.stride // 2 + 1, u0 : u + self.stride // 2 + 1]
+                cls[i, j] = 20 * (window.max() - 0.7)
+                dv, du = np.unravel_index(np.argmax(window), window.shape)
+                px, py = u0 + du + HALF, v0 + dv + HALF  # centre of the best match in this cell
+                reg[i, j] = [gx - (px - HALF), gy - (py - HALF), px + HALF - gx, py + HALF - gy]
+        return {"cls": cls[None, ..., None], "reg": reg[None]}
+
+
+def moving_target(num_frames=25, size=(240, 320)):
+    """Frames with a textured square sliding and bobbing over a photo, and its exact boxes."""
+    background = cv2.resize(load_photo("coffee"), size[::-1])
+    target = cv2.resize(load_photo("chelsea")[100:260, 120:280], (SIDE, SIDE))
+    frames, boxes = [], []
+    for t in range(num_frames):
+        x, y = int(40 + 8 * t), int(100 + 30 * np.sin(t / 4))
+        frame = background.copy()
+        frame[y : y + SIDE, x : x + SIDE] = target
+        frames.append(frame)
+        boxes.append((x, y, SIDE, SIDE))
+    return frames, np.array(boxes, float)
+
+
+def track(tracker, frames, box):
+    tracker.init(frames[0], box)
+    return np.array([box] + [tracker.update(f)[1] for f in frames[1:]])
+
+
+def test_follows_a_moving_target():
+    frames, boxes = moving_target()
+    predicted = track(Tracker(MatchingNetwork()), frames, boxes[0])
+    assert iou(predicted, boxes).min() > 0.7
+
+
+def test_grayscale_frames_are_converted():
+    frames, boxes = moving_target(8)
+    gray = [cv2.cvtColor(f, cv2.COLOR_BGR2GRAY) for f in frames]
+    predicted = track(Tracker(MatchingNetwork()), gray, boxes[0])
+    assert iou(predicted, boxes).min() > 0.6
+
+
+def test_small_targets_get_the_larger_search_region():
+    frames, _ = moving_target(2)
+    tracker = Tracker(MatchingNetwork())
+    tracker.init(frames[0], (10, 10, 12, 12))  # 144 / 76800 px² < 0.4 % of the frame
+    assert tracker.instance_size == 288
+    tracker.init(frames[0], (10, 10, SIDE, SIDE))
+    assert tracker.instance_size == 256
+
+
+def test_box_stays_in_the_frame():
+    frames, _ = moving_target(6)
+    tracker = Tracker(MatchingNetwork())
+    tracker.init(frames[0], (300, 220, 30, 30))  # partly outside: allowed, the tracker clamps
+    for frame in frames[1:]:
+        ok, (x, y, w, h) = tracker.update(frame)
+        assert ok and x >= 0 and y >= 0 and 10 <= w <= 320 and 10 <= h <= 240 and x <= 320 and y <= 240
+
+
+BAD_INPUTS = [
+    ((10, 10, 0, 20), "zero or invalid size"),
+    ((10, 10, 20, -5), "zero or invalid size"),
+    ((10, 10, np.nan, 20), "zero or invalid size"),
+    ((400, 10, 20, 20), "outside"),
+    ((-50, 10, 20, 20), "outside"),
+    ((10, 10, 20), "four numbers"),
+    ("a box", "four numbers"),
+]
+
+
+@pytest.mark.parametrize("box, message", BAD_INPUTS)
+def test_bad_initial_box(box, message):
+    frames, _ = moving_target(1)
+    with pytest.raises(UserError, match=message):
+        Tracker(MatchingNetwork()).init(frames[0], box)
+
+
+@pytest.mark.parametrize("frame", [np.zeros((10,)), np.zeros((0, 5, 3)), np.zeros((8, 8, 2))])
+def test_bad_frame(frame):
+    with pytest.raises(UserError, match="not an image"):
+        Tracker(MatchingNetwork()).init(frame, (1, 1, 4, 4))
+
+
+def test_update_before_init():
+    with pytest.raises(UserError, match="before init"):
+        Tracker(MatchingNetwork()).update(np.zeros((20, 20, 3), np.uint8))
+
+
+class TinyKerasNetwork:
+    """A small two-branch Keras network with the TrackerNetwork interface (random weights)."""
+
+    def __init__(self):
+        tf.random.set_seed(0)
+        template = keras.Input((127, 127, 3))
+        features = keras.layers.Conv2D(8, 16, strides=16)(template / 255.0)
+        self.template_net = keras.Model(template, features)
+        search = keras.Input((256, 256, 3))
+        kernel = keras.Input(features.shape[1:])
+        x = keras.layers.Conv2D(8, 16, strides=16)(search / 255.0)
+        x = x * tf.reduce_mean(kernel, axis=(1, 2), keepdims=True)
+        cls = keras.layers.Conv2D(1, 3, padding="same", name="cls")(x)
+        reg = keras.layers.Conv2D(4, 3, padding="same", activation="relu")(x) * 16 + 20
+        self.search_net = keras.Model([search, kernel], {"cls": cls, "reg": reg})
+
+
+def test_flatbuffer_network_matches_keras():
+    keras_network = TinyKerasNetwork()
+
+    def convert(model):
+        return tf.lite.TFLiteConverter.from_keras_model(model).convert()
+
+    flatbuffer = FlatbufferNetwork(convert(keras_network.template_net), convert(keras_network.search_net))
+    frames, boxes = moving_target(6)
+    expected = track(Tracker(keras_network), frames, boxes[0])
+    exported = track(flatbuffer.tracker(), frames, boxes[0])
+    assert iou(expected, exported).min() >= 0.99

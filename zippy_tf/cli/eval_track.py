@@ -1,0 +1,69 @@
+"""``zippy-tf eval track``: one-pass evaluation (success AUC, precision at 20 px, FPS) of a tracker on a data set."""
+
+import os
+import sys
+
+HELP = "one-pass evaluation of a tracker on OTB / LaSOT / GOT-10k-layout sequences (success AUC, precision, FPS)"
+
+
+def define_flags(fv):
+    from absl import flags
+
+    from zippy_tf.tracking.datasets import FORMATS
+    from zippy_tf.tracking.evaluate import TRACKERS
+
+    flags.DEFINE_string("data", None, "folder of sequences", flag_values=fv)
+    flags.DEFINE_enum("format", "otb", FORMATS, "layout of --data", flag_values=fv)
+    flags.DEFINE_enum("tracker", None, TRACKERS, "tracker to evaluate", flag_values=fv)
+    flags.DEFINE_string("weights", None, "weights (.h5) of a neural tracker; default: the shipped ones in models/",
+                        flag_values=fv)
+    flags.DEFINE_string("output", None, "also write the JSON result to this file", flag_values=fv)
+    flags.DEFINE_string("plots", None, "folder for success.png and precision.png", flag_values=fv)
+    flags.DEFINE_integer("threads", 1, "CPU threads for the tracker (1 = the benchmark setting)", flag_values=fv)
+    flags.DEFINE_integer("max_sequences", None, "evaluate only the first N sequences", flag_values=fv)
+
+
+def set_threads(threads):
+    """One thread count for OpenCV and TensorFlow, so FPS numbers of different trackers compare."""
+    import cv2
+
+    from zippy_tf._compat import tf
+
+    cv2.setNumThreads(threads)
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+    except RuntimeError:  # TensorFlow already initialised (in-process callers): keep its setting
+        pass
+
+
+def main(fv, args, name):
+    from zippy_tf.errors import UserError
+    from zippy_tf.io import check_output_path, write_json
+    from zippy_tf.tracking.datasets import load_sequences
+    from zippy_tf.tracking.evaluate import evaluate, plot_curves, tracker_factory
+
+    if args:
+        raise UserError(f"unexpected arguments {' '.join(args)}; all options are --flags")
+    if not fv.data or not fv.tracker:
+        raise UserError("--data and --tracker are required (see `zippy-tf eval track --help`)")
+    if fv.threads < 1:
+        raise UserError(f"--threads {fv.threads} must be at least 1")
+    # Fail before any work when an output cannot be written.
+    if fv.output:
+        check_output_path(fv.output)
+    if fv.plots and not os.path.isdir(fv.plots):
+        raise UserError(f"--plots folder {fv.plots!r} does not exist; create it first")
+    sequences = load_sequences(fv.data, fv.format)[: fv.max_sequences]
+    set_threads(fv.threads)
+    make_tracker = tracker_factory(fv.tracker, fv.weights)
+    scores, curves = evaluate(sequences, make_tracker, progress=lambda m: print(m, file=sys.stderr, flush=True))
+    result = {"tracker": fv.tracker, **scores}
+    if fv.plots:
+        result["plots"] = plot_curves({fv.tracker: {**scores, **curves}}, fv.plots)
+    if fv.output:
+        write_json(fv.output, result)
+    return result
+
+
+__all__ = ["HELP", "define_flags", "main", "set_threads"]

@@ -1,0 +1,147 @@
+"""One-pass evaluation of any tracker on a list of sequences, and the success / precision plots.
+
+Every tracker, neural or OpenCV, runs through :func:`track_sequence`: the same frames (read from disk outside
+the timer, as a camera would deliver them), the first frame initialises with the ground truth (which also counts
+as the first prediction, as the toolkits do), and the timer covers each ``update`` call, pre- and
+post-processing included.
+"""
+
+import io
+import os
+import time
+
+import numpy as np
+
+from zippy_tf.errors import UserError
+from zippy_tf.io import atomic_write
+from zippy_tf.tracking.metrics import PRECISION_THRESHOLDS, SUCCESS_THRESHOLDS, sequence_curves, summarize
+from zippy_tf.tracking.opencv_trackers import OPENCV_TRACKERS, OpenCVTracker
+
+NEURAL_TRACKERS = ("ettrack", "lighttrack", "attention")
+TRACKERS = NEURAL_TRACKERS + tuple(OPENCV_TRACKERS)
+
+
+def build_network(name, weights=None):
+    """The template/search network of neural tracker ``name`` from its preset (shipped weights by default)."""
+    from zippy_tf import presets
+
+    if name not in presets.PRESETS:
+        raise UserError(
+            f"tracker {name!r} needs the {name!r} model preset, which this version does not have yet; "
+            f"use --tracker {', '.join(OPENCV_TRACKERS)}"
+        )
+    if weights is not None and not os.path.isfile(weights):
+        raise UserError(f"weights file {weights!r} does not exist; check --weights")
+    if weights is None and presets.PRESETS[name].shipped_weights is None:
+        raise UserError(f"no shipped weights for {name!r} in {presets.MODELS_DIR / name}; pass --weights PATH "
+                        f"(train them with `zippy-tf train {name}`)")
+    network = presets.build_model(name, weights=weights)
+    if not (hasattr(network, "template_net") and hasattr(network, "search_net")):
+        raise UserError(f"model {name!r} has no template_net/search_net; it is not a tracker network")
+    return network
+
+
+def tracker_factory(name, weights=None):
+    """A function returning a fresh tracker ``name`` for each sequence (the network is built once)."""
+    from zippy_tf.tracking.tracker import Tracker
+
+    if name in OPENCV_TRACKERS:
+        if weights is not None:
+            raise UserError(f"--weights does not apply to the OpenCV tracker {name!r}; drop it")
+        return lambda: OpenCVTracker(name)
+    if name not in NEURAL_TRACKERS:
+        raise UserError(f"unknown tracker {name!r}; choose one of: {', '.join(TRACKERS)}")
+    network = build_network(name, weights)
+    return lambda: Tracker(network)
+
+
+def track_sequence(tracker, sequence):
+    """(predicted (N, 4) boxes, seconds spent in ``update``, number of updates) for one sequence."""
+    valid = np.flatnonzero(np.all(np.isfinite(sequence.boxes), axis=1))
+    predicted = np.full((len(sequence), 4), np.nan)
+    if valid.size == 0:
+        return predicted, 0.0, 0
+    first = valid[0]  # initialise where the target is first visible; earlier frames are not scored
+    tracker.init(sequence.read(first), sequence.boxes[first])
+    predicted[first] = sequence.boxes[first]
+    seconds = 0.0
+    for i in range(first + 1, len(sequence)):
+        frame = sequence.read(i)
+        start = time.perf_counter()
+        _, box = tracker.update(frame)
+        seconds += time.perf_counter() - start
+        predicted[i] = box
+    return predicted, seconds, len(sequence) - first - 1
+
+
+def _fps(frames, seconds):
+    return round(frames / seconds, 2) if seconds > 0 else None
+
+
+def evaluate(sequences, make_tracker, progress=None):
+    """OPE over ``sequences``; returns (scores dict, {"success_curve", "precision_curve"})."""
+    success, precision, per_sequence = [], [], {}
+    total_frames, total_seconds = 0, 0.0
+    for k, sequence in enumerate(sequences):
+        predicted, seconds, frames = track_sequence(make_tracker(), sequence)
+        s, p = sequence_curves(predicted, sequence.boxes)
+        success.append(s)
+        precision.append(p)
+        total_frames, total_seconds = total_frames + frames, total_seconds + seconds
+        per_sequence[sequence.name] = {
+            "success_auc": round(float(s.mean()), 4), "precision_20": round(float(p[20]), 4),
+            "fps": _fps(frames, seconds), "frames": len(sequence),
+        }
+        if progress:
+            progress(f"[{k + 1}/{len(sequences)}] {sequence.name}: {per_sequence[sequence.name]}")
+    summary = summarize(success, precision)
+    scores = {
+        "success_auc": round(summary["success_auc"], 4),
+        "precision_20": round(summary["precision_20"], 4),
+        "fps": _fps(total_frames, total_seconds),
+        "num_sequences": len(sequences),
+        "per_sequence": per_sequence,
+    }
+    return scores, {"success_curve": summary["success_curve"], "precision_curve": summary["precision_curve"]}
+
+
+def _save_figure(figure, path):
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=120, bbox_inches="tight")
+    atomic_write(path, buffer.getvalue())
+
+
+def plot_curves(results, folder):
+    """Writes ``success.png`` and ``precision.png`` (OTB style) to ``folder``.
+
+    Args:
+        results: {tracker label: {"success_auc", "precision_20", "success_curve", "precision_curve"}}.
+
+    Returns:
+        the two paths.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    paths = []
+    for kind, thresholds, curve, score, xlabel in (
+        ("success", SUCCESS_THRESHOLDS, "success_curve", "success_auc", "overlap threshold (IoU)"),
+        ("precision", PRECISION_THRESHOLDS, "precision_curve", "precision_20", "location error threshold (px)"),
+    ):
+        figure, axes = plt.subplots(figsize=(5, 4))
+        for label, result in sorted(results.items(), key=lambda kv: -kv[1][score]):
+            axes.plot(thresholds, result[curve], label=f"{label} [{result[score]:.3f}]")
+        axes.set(xlabel=xlabel, ylabel=f"{kind} rate", title=f"{kind} plot of OPE", ylim=(0, 1.02),
+                 xlim=(thresholds[0], thresholds[-1]))
+        axes.grid(alpha=0.3)
+        axes.legend(loc="lower left" if kind == "success" else "lower right", fontsize=8)
+        paths.append(os.path.join(folder, f"{kind}.png"))
+        _save_figure(figure, paths[-1])
+        plt.close(figure)
+    return paths
+
+
+__all__ = ["NEURAL_TRACKERS", "TRACKERS", "build_network", "evaluate", "plot_curves", "track_sequence",
+           "tracker_factory"]

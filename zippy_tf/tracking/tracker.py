@@ -1,0 +1,180 @@
+"""The online tracker: Ocean / LightTrack / E.T.Track inference logic around any template + search network.
+
+The state logic is numpy (and OpenCV for the crops), so the same class runs on Keras weights or on exported
+flatbuffers next to a TFLite interpreter (:class:`FlatbufferNetwork`). Interface as OpenCV's trackers:
+``init(frame, box)`` then ``update(frame) -> (ok, box)``, frames BGR uint8 (grayscale is converted), boxes
+(x, y, w, h) in pixels.
+"""
+
+import numpy as np
+
+from zippy_tf.errors import UserError
+from zippy_tf.tracking.crops import as_bgr, check_initial_box, context_size, crop_and_resize
+
+# Below this target-area / frame-area ratio the search region grows to ``small_target_search_size`` (reference).
+SMALL_TARGET_AREA_RATIO = 0.004
+MIN_TARGET_SIZE = 10.0
+
+
+def _change(ratio):
+    return np.maximum(ratio, 1.0 / ratio)
+
+
+def _to_network_input(crop_bgr):
+    """A (1, S, S, 3) float32 RGB batch in [0, 255]: the pair sampler's format the networks are trained on."""
+    return crop_bgr[None, :, :, ::-1].astype(np.float32)
+
+
+class Tracker:
+    """Siamese tracker with Ocean-style post-processing (cosine window, scale/ratio penalty, size learning rate).
+
+    Args:
+        network: object with ``template_net(template_batch) -> features`` and
+            ``search_net([search_batch, features]) -> {"cls": (1, S, S, 1) logits, "reg": (1, S, S, 4)}``, where
+            ``reg`` holds (l, t, r, b) distances in search-crop pixels from each grid point.
+        template_size: template crop side fed to the network (127 at test time in the reference).
+        search_size: search crop side.
+        small_target_search_size: search crop side when the target covers less than 0.4% of the frame (288 in
+            the reference); set it to ``search_size`` for networks with a fixed input size.
+        stride: network stride: grid point j of S sits at (j − S//2)·stride + search_size//2.
+        penalty_k, window_influence, lr: the reference's hyper-parameters (0.007, 0.225, 0.616).
+        context_amount: context around the target in the template crop.
+
+    Example:
+        >>> tracker = Tracker(network)
+        >>> tracker.init(first_frame, (x, y, w, h))
+        >>> ok, box = tracker.update(next_frame)
+    """
+
+    def __init__(self, network, *, template_size=127, search_size=256, small_target_search_size=288, stride=16,
+                 penalty_k=0.007, window_influence=0.225, lr=0.616, context_amount=0.5):
+        self.network = network
+        self.template_size = template_size
+        self.search_size = search_size
+        self.small_target_search_size = small_target_search_size
+        self.stride = stride
+        self.penalty_k = penalty_k
+        self.window_influence = window_influence
+        self.lr = lr
+        self.context_amount = context_amount
+        self._windows = {}
+        self.center = self.size = None
+
+    def init(self, frame, box):
+        frame = as_bgr(frame)
+        x, y, w, h = check_initial_box(box, frame.shape)
+        height, width = frame.shape[:2]
+        self.center = np.array([x + w / 2, y + h / 2])
+        self.size = np.array([w, h])
+        self.frame_size = np.array([width, height], np.float64)
+        # Ocean pads with the first frame's mean colour and keeps it for the whole sequence.
+        self.pad_colour = frame.reshape(-1, 3).mean(axis=0)
+        small = w * h / (width * height) < SMALL_TARGET_AREA_RATIO
+        self.instance_size = self.small_target_search_size if small else self.search_size
+        s_z = round(context_size(w, h, self.context_amount))
+        template = crop_and_resize(frame, self.center, s_z, self.template_size, self.pad_colour)
+        self.features = self.network.template_net(_to_network_input(template))
+        self.score = 1.0
+        return True
+
+    def _window(self, cells):
+        if cells not in self._windows:
+            self._windows[cells] = np.outer(np.hanning(cells), np.hanning(cells))
+        return self._windows[cells]
+
+    def update(self, frame):
+        if self.center is None:
+            raise UserError("Tracker.update called before init; call init(first_frame, box) first")
+        frame = as_bgr(frame)
+        scale_z = self.template_size / context_size(*self.size, self.context_amount)
+        s_x = self.instance_size / scale_z
+        search = crop_and_resize(frame, self.center, s_x, self.instance_size, self.pad_colour)
+        out = self.network.search_net([_to_network_input(search), self.features])
+        logits = np.asarray(out["cls"], np.float64)[0, ..., 0]
+        ltrb = np.asarray(out["reg"], np.float64)[0]
+        cells = logits.shape[0]
+        score = 1.0 / (1.0 + np.exp(-logits))
+
+        grid = (np.arange(cells) - cells // 2) * self.stride + self.instance_size // 2
+        gx, gy = np.meshgrid(grid, grid)
+        x1, y1 = gx - ltrb[..., 0], gy - ltrb[..., 1]
+        x2, y2 = gx + ltrb[..., 2], gy + ltrb[..., 3]
+        pred_w, pred_h = np.maximum(x2 - x1, 1e-6), np.maximum(y2 - y1, 1e-6)
+
+        # Penalise size and aspect changes relative to the previous box (both measured in crop pixels).
+        prev_w, prev_h = self.size * scale_z
+        s_c = _change(context_size(pred_w, pred_h) / context_size(prev_w, prev_h))
+        r_c = _change((prev_w / prev_h) / (pred_w / pred_h))
+        penalty = np.exp(-(r_c * s_c - 1) * self.penalty_k)
+        pscore = penalty * score
+        pscore = pscore * (1 - self.window_influence) + self._window(cells) * self.window_influence
+        row, col = np.unravel_index(np.argmax(pscore), pscore.shape)
+
+        offset = np.array([(x1 + x2)[row, col] / 2, (y1 + y2)[row, col] / 2]) - self.instance_size // 2
+        pred_size = np.array([pred_w[row, col], pred_h[row, col]]) / scale_z
+        # Ocean/LightTrack blend the size twice with rate lr (once into the prediction, once into the state), i.e.
+        # once with lr²; the reference hyper-parameters were tuned with that, so we keep it.
+        lr = (penalty[row, col] * score[row, col] * self.lr) ** 2
+        self.center = np.clip(self.center + offset / scale_z, 0, self.frame_size)
+        self.size = np.clip((1 - lr) * self.size + lr * pred_size, MIN_TARGET_SIZE, self.frame_size)
+        self.score = float(score[row, col])
+        x, y = np.maximum(self.center - self.size / 2, 0)
+        return True, (float(x), float(y), float(self.size[0]), float(self.size[1]))
+
+
+class FlatbufferNetwork:
+    """The ``template_net`` / ``search_net`` interface over two exported flatbuffers (template, search branch).
+
+    The search flatbuffer has two inputs (search image, template features), which
+    :class:`~zippy_tf.export.runner.FlatbufferRunner` does not take yet, so it runs on TensorFlow Lite's
+    interpreter here; inputs are told apart by shape (the image is the one with 3 channels) and outputs by name
+    ("cls"/"reg") or, failing that, by their last dimension (1 or 4).
+
+    Args:
+        template_data, search_data: flatbuffer bytes.
+        num_threads: interpreter threads.
+    """
+
+    def __init__(self, template_data, search_data, num_threads=1):
+        from zippy_tf._compat import tf
+        from zippy_tf.export.flatbuffer import op_census
+        from zippy_tf.export.runner import FlatbufferRunner
+
+        self.template_runner = FlatbufferRunner(template_data, num_threads=num_threads)
+        if any(op.startswith("Lce") for op in op_census(search_data)["ops"]):
+            raise UserError("the search flatbuffer has LCE ops; export the tracker as fp32 or int8 TFLite")
+        self._search = tf.lite.Interpreter(model_content=search_data, num_threads=num_threads)
+        self._search.allocate_tensors()
+        inputs = self._search.get_input_details()
+        if len(inputs) != 2:
+            raise UserError(f"the search flatbuffer has {len(inputs)} inputs, not 2 (image, template features); "
+                            "re-export the search branch")
+        self._image_input, self._feature_input = sorted(inputs, key=lambda d: d["shape"][-1] != 3)
+        self.search_size = int(self._image_input["shape"][1])
+        self.template_size = int(self.template_runner.input_shape[1])
+        self._outputs = {}
+        for detail in self._search.get_output_details():
+            name = detail["name"].lower()
+            key = "cls" if "cls" in name else "reg" if "reg" in name else ("cls" if detail["shape"][-1] == 1 else "reg")
+            self._outputs[key] = detail["index"]
+        if sorted(self._outputs) != ["cls", "reg"]:
+            raise UserError("the search flatbuffer does not have a cls and a reg output; re-export the search branch")
+
+    def template_net(self, template_batch):
+        (features,) = self.template_runner(template_batch).values()
+        return features
+
+    def search_net(self, inputs):
+        search_batch, features = inputs
+        self._search.set_tensor(self._image_input["index"], np.asarray(search_batch, np.float32))
+        self._search.set_tensor(self._feature_input["index"], np.asarray(features, np.float32))
+        self._search.invoke()
+        return {key: self._search.get_tensor(index) for key, index in self._outputs.items()}
+
+    def tracker(self, **kwargs):
+        """A :class:`Tracker` at this export's fixed input sizes."""
+        return Tracker(self, template_size=self.template_size, search_size=self.search_size,
+                       small_target_search_size=self.search_size, **kwargs)
+
+
+__all__ = ["FlatbufferNetwork", "Tracker"]
