@@ -1,0 +1,152 @@
+"""`zippy-tf eval hpatches` and `zippy-tf match` on good and bad input, and the shared detector code path."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from zippy_tf.data.hpatches import write_hpatches_like
+from zippy_tf.keypoints.evaluate import OPENCV_DETECTORS, evaluate_hpatches, make_detector
+from zippy_tf.keypoints.metrics import METRICS
+
+H, W = 120, 160
+
+
+@pytest.fixture(scope="module")
+def hpatches(tmp_path_factory):
+    return write_hpatches_like(str(tmp_path_factory.mktemp("hp") / "hpatches"), num_sequences=2, seed=1,
+                               height=H, width=W)
+
+
+def run_cli(*args):
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    return subprocess.run([sys.executable, "-m", "zippy_tf.cli.main", *args], capture_output=True, text=True,
+                          env=env, timeout=300)
+
+
+def _check_result(result, num_pairs=10):
+    assert set(METRICS) | {"num_pairs", "seconds"} <= set(result)
+    assert result["num_pairs"] == num_pairs
+    for name in ("repeatability", "correctness_1", "correctness_3", "correctness_5", "matching_score"):
+        assert 0.0 <= result[name] <= 1.0
+
+
+def test_eval_orb_cli(hpatches, tmp_path):
+    output = tmp_path / "orb.json"
+    done = run_cli("eval", "hpatches", f"--data={hpatches}", "--model=orb", "--resolution=160x120",
+                   f"--output={output}")
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    _check_result(result)
+    assert result["descriptors"] == "binary" and result["top_k"] == 300
+    assert json.loads(output.read_text()) == result
+    assert result["correctness_5"] > 0.5  # ORB copes with the generated set; a broken pipeline scores ~0
+
+
+@pytest.mark.parametrize("name", sorted(OPENCV_DETECTORS))
+def test_opencv_detectors_share_the_code_path(hpatches, name):
+    detector = make_detector(name)
+    assert detector.binary == (name != "sift")
+    _check_result(evaluate_hpatches(detector, hpatches, resolution=(W, H), top_k=200))
+
+
+def test_network_detector(hpatches):
+    """A (randomly initialised) ZippyPoint through the same path: binary packed descriptors, valid metrics."""
+    detector = make_detector("zippypoint", resolution=(64, 48))
+    features = detector(np.zeros((48, 64, 3), np.uint8))
+    assert features["descriptors"].dtype == np.uint8 and features["descriptors"].shape[1] == 32
+    result = evaluate_hpatches(detector, hpatches, resolution=(64, 48))
+    _check_result(result)
+
+
+def _tiny_flatbuffer(path, height, width):
+    """A stand-in dense network with the real output names (score, location, descriptor): quick to convert."""
+    from zippy_tf._compat import keras, tf
+
+    image = keras.Input((height, width, 3))
+    cells = keras.layers.AveragePooling2D(8)(image)
+    score = keras.layers.Conv2D(1, 1, activation="sigmoid", name="score")(cells)
+    ys, xs = np.mgrid[0:height // 8, 0:width // 8]
+    grid = tf.constant(np.stack([8 * xs + 3.5, 8 * ys + 3.5], -1)[None], tf.float32)
+    location = keras.layers.Lambda(lambda t: 0.0 * t[..., :2] + grid, name="location")(cells)
+    descriptor = keras.layers.Conv2D(256, 1, name="descriptor")(keras.layers.AveragePooling2D(4)(image))
+    model = keras.Model(image, {"score": score, "location": location, "descriptor": descriptor})
+    path.write_bytes(tf.lite.TFLiteConverter.from_keras_model(model).convert())
+    return str(path)
+
+
+def test_eval_tflite_cli(hpatches, tmp_path):
+    flatbuffer = _tiny_flatbuffer(tmp_path / "tiny.tflite", 48, 64)
+    done = run_cli("eval", "hpatches", f"--data={hpatches}", f"--model={flatbuffer}", "--resolution=64x48")
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    _check_result(result)
+    assert result["descriptors"] == "binary"
+    wrong = run_cli("eval", "hpatches", f"--data={hpatches}", f"--model={flatbuffer}", "--resolution=160x120")
+    assert wrong.returncode == 2 and "--resolution 64x48" in wrong.stderr
+
+
+def run_in_process(capsys, *args):
+    """The CLI entry point without a new interpreter (bad input fails before any heavy work)."""
+    from zippy_tf.cli.main import main
+
+    code = main(list(args))
+    return code, capsys.readouterr().err
+
+
+def _assert_clean_failure(capsys, output, message, *args):
+    code, err = run_in_process(capsys, *args)
+    assert code == 2, err
+    assert message in err
+    assert len(err.strip().splitlines()) == 1
+    assert not os.path.exists(output)
+
+
+def test_eval_bad_input(hpatches, tmp_path, capsys):
+    output = tmp_path / "out.json"
+    _assert_clean_failure(capsys, output, "does not exist", "eval", "hpatches", f"--data={tmp_path / 'none'}",
+                          "--model=orb", f"--output={output}")
+    broken = tmp_path / "broken"
+    shutil.copytree(hpatches, broken)
+    os.remove(broken / sorted(os.listdir(broken))[0] / "H_1_4")
+    _assert_clean_failure(capsys, output, "H_1_4", "eval", "hpatches", f"--data={broken}", "--model=orb",
+                          f"--output={output}")
+    _assert_clean_failure(capsys, output, "unknown model", "eval", "hpatches", f"--data={hpatches}", "--model=surf",
+                          f"--output={output}")
+    _assert_clean_failure(capsys, output, "WIDTHxHEIGHT", "eval", "hpatches", f"--data={hpatches}", "--model=orb",
+                          "--resolution=big", f"--output={output}")
+
+
+def test_match_cli(hpatches, tmp_path):
+    sequence = os.path.join(hpatches, sorted(os.listdir(hpatches))[1])  # a viewpoint sequence
+    output = tmp_path / "matches.png"
+    done = run_cli("match", os.path.join(sequence, "1.ppm"), os.path.join(sequence, "2.ppm"), "--model=orb",
+                   f"--output={output}", "--top_k=500")
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["output"] == str(output) and output.is_file()
+    assert len(result["num_keypoints"]) == 2 and max(result["num_keypoints"]) <= 500
+    assert 0 <= result["inliers"] <= result["num_matches"] and result["inliers"] >= 8
+
+    import cv2
+
+    picture = cv2.imread(str(output))
+    assert picture.shape == (H, 2 * W, 3)
+
+
+def test_match_bad_input(hpatches, tmp_path, capsys):
+    sequence = os.path.join(hpatches, sorted(os.listdir(hpatches))[1])
+    good = os.path.join(sequence, "1.ppm")
+    unreadable = tmp_path / "broken.png"
+    unreadable.write_bytes(b"garbage")
+    output = tmp_path / "m.png"
+    _assert_clean_failure(capsys, output, "broken.png", "match", good, str(unreadable), "--model=orb",
+                          f"--output={output}")
+    nowhere = tmp_path / "no_folder" / "m.png"
+    _assert_clean_failure(capsys, nowhere, "does not exist", "match", good, good, "--model=orb",
+                          f"--output={nowhere}")
+    _assert_clean_failure(capsys, output, "two image paths", "match", good, "--model=orb", f"--output={output}")

@@ -1,0 +1,150 @@
+"""HPatches evaluation of any detector-descriptor through one code path: the networks of zippy-tf (Keras or an
+exported flatbuffer) and OpenCV's ORB, SIFT, AKAZE and BRISK.
+
+A detector is a callable ``detector(image) -> {"keypoints" (N, 2) x, y, "scores" (N,), "descriptors"}`` taking one
+BGR uint8 image, with an attribute ``binary`` (packed uint8 descriptors matched by Hamming distance, else float
+descriptors matched by L2).
+"""
+
+import os
+import time
+
+import cv2
+import numpy as np
+
+from zippy_tf.data.hpatches import list_sequences, load_sequence
+from zippy_tf.errors import UserError
+from zippy_tf.keypoints.metrics import TOP_K, average, evaluate_pair
+
+# name → (factory, binary descriptors?). ORB keeps 500 points unless told; allow as many as the others find.
+OPENCV_DETECTORS = {
+    "orb": (lambda: cv2.ORB_create(nfeatures=5000), True),
+    "sift": (lambda: cv2.SIFT_create(), False),
+    "akaze": (lambda: cv2.AKAZE_create(), True),
+    "brisk": (lambda: cv2.BRISK_create(), True),
+}
+NETWORK_PRESETS = ("zippypoint", "zippypoint-int8", "kp2d")
+
+
+class OpenCVDetector:
+    """An OpenCV ``Feature2D`` as a detector: keypoint response as score, descriptors as OpenCV computes them.
+
+    Args:
+        name: one of ``OPENCV_DETECTORS``.
+    """
+
+    def __init__(self, name):
+        factory, self.binary = OPENCV_DETECTORS[name]
+        self.name = name
+        self.weights = None
+        self.feature2d = factory()
+
+    def __call__(self, image):
+        grey = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+        keypoints, descriptors = self.feature2d.detectAndCompute(grey, None)
+        if descriptors is None:  # no keypoints found
+            width = self.feature2d.descriptorSize()
+            descriptors = np.zeros((0, width), np.uint8 if self.binary else np.float32)
+        return {
+            "keypoints": np.array([k.pt for k in keypoints], np.float64).reshape(-1, 2),
+            "scores": np.array([k.response for k in keypoints], np.float64),
+            "descriptors": descriptors,
+        }
+
+
+class NetworkDetector:
+    """A dense keypoint network (Keras model or :class:`~zippy_tf.export.FlatbufferRunner`) as a detector.
+
+    Every cell with a positive score is a keypoint (no NMS), as in the KP2D protocol; the metrics take the top-k.
+
+    Args:
+        network: the dense network or a flatbuffer runner.
+        binary: binary (hard Bin.Norm, packed) or L2-normalised float descriptors.
+    """
+
+    def __init__(self, network, binary=True, name="network"):
+        from zippy_tf.keypoints.detector import ZippyPoint
+
+        self.binary = binary
+        self.name = name
+        self.weights = name  # a flatbuffer carries its weights; presets record their weights file
+        self.model = ZippyPoint(network, top_k=None, binary=binary)
+
+    def __call__(self, image):
+        return self.model.detect(image)
+
+
+def _padded(size):
+    return -(-size // 8) * 8
+
+
+def make_detector(model, *, weights=None, resolution=(320, 240), binary=None):
+    """A detector from a model name (``NETWORK_PRESETS``, ``OPENCV_DETECTORS``) or a ``.tflite`` path.
+
+    Args:
+        model: the name or path.
+        weights: weights for a network preset (default: the shipped weights, when present).
+        resolution: (width, height) the images will have, or None for any size (Keras networks only).
+        binary: descriptor kind of a network; default binary except for ``kp2d``.
+    """
+    if model in OPENCV_DETECTORS:
+        if weights is not None:
+            raise UserError(f"--weights does not apply to the OpenCV detector {model!r}; drop it")
+        return OpenCVDetector(model)
+    binary = (model != "kp2d") if binary is None else binary
+    shape = (None, None, 3) if resolution is None else (_padded(resolution[1]), _padded(resolution[0]), 3)
+    if model.endswith(".tflite"):
+        return NetworkDetector(_flatbuffer_runner(model, shape), binary=binary, name=os.path.basename(model))
+    if model in NETWORK_PRESETS:
+        from zippy_tf.presets import build_model, get_preset
+
+        detector = NetworkDetector(build_model(model, weights=weights, input_shape=shape), binary=binary, name=model)
+        detector.weights = weights or get_preset(model).shipped_weights  # None: random initialisation
+        return detector
+    choices = ", ".join((*NETWORK_PRESETS, *OPENCV_DETECTORS))
+    raise UserError(f"unknown model {model!r}; choose one of: {choices}, or a path to a .tflite file")
+
+
+def _flatbuffer_runner(path, shape):
+    from zippy_tf.export.flatbuffer import read_flatbuffer
+    from zippy_tf.export.runner import FlatbufferRunner
+
+    runner = FlatbufferRunner(read_flatbuffer(path))
+    expected = tuple(runner.input_shape[1:3])
+    if shape[0] is not None and expected != shape[:2]:
+        raise UserError(f"flatbuffer {path!r} takes {expected[1]}x{expected[0]} images, not {shape[1]}x{shape[0]}; "
+                        f"pass --resolution {expected[1]}x{expected[0]} or re-export at this resolution")
+    return runner
+
+
+def evaluate_hpatches(detector, root, *, resolution=(320, 240), top_k=TOP_K, progress=None):
+    """Runs ``detector`` on every HPatches pair under ``root`` and averages the KP2D metrics.
+
+    Args:
+        detector: see the module docstring.
+        root: an ``hpatches-sequences-release``-layout folder.
+        resolution: (width, height) images are resized to, or None for native sizes.
+        top_k: keypoints per image the metrics keep (300 at 320x240 in the KP2D / thesis protocol).
+        progress: optional callable receiving a line per sequence.
+
+    Returns:
+        {"repeatability", "localization_error", "correctness_1", "correctness_3", "correctness_5",
+        "matching_score", "num_pairs", "seconds"}.
+    """
+    start = time.perf_counter()
+    per_pair = []
+    sequences = list_sequences(root)
+    for number, folder in enumerate(sequences, 1):
+        pairs = load_sequence(folder, resolution)
+        features1 = detector(pairs[0]["image1"])  # image 1 is shared by the sequence's five pairs
+        for pair in pairs:
+            per_pair.append(evaluate_pair(features1, detector(pair["image2"]), pair["homography"],
+                                          pair["image1"].shape, pair["image2"].shape, binary=detector.binary,
+                                          k=top_k))
+        if progress is not None:
+            progress(f"[{number}/{len(sequences)}] {os.path.basename(folder)}")
+    return {**average(per_pair), "num_pairs": len(per_pair), "seconds": time.perf_counter() - start}
+
+
+__all__ = ["NETWORK_PRESETS", "NetworkDetector", "OPENCV_DETECTORS", "OpenCVDetector", "evaluate_hpatches",
+           "make_detector"]
