@@ -79,3 +79,6 @@ def main(fv, args, name):
     atomic_write(fv.output, encoded.tobytes())
     return {"num_keypoints": [len(f["keypoints"]) for f in features], "num_matches": len(indices),
             "inliers": int(inliers.sum()), "output": fv.output, "model": fv.model, "weights": detector.weights}
+
+
+__all__ = ["HELP", "define_flags", "draw_matches", "main", "ransac_inliers"]
