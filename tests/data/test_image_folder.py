@@ -80,3 +80,15 @@ def test_fewer_images_than_batch(folder):
 def test_training_folder_refuses_non_empty(folder):
     with pytest.raises(UserError, match="already exists"):
         write_training_folder(folder, count=1)
+
+
+def test_each_epoch_draws_new_augmentations(folder):
+    """Iterating the same dataset again gives new homographies; a fresh dataset with the seed replays epoch one."""
+    def homographies(dataset):
+        return np.concatenate([b["homography"].numpy() for b in dataset])
+
+    dataset = pair_dataset(folder, height=H, width=W, batch_size=3, seed=2, shuffle=False)
+    first, second = homographies(dataset), homographies(dataset)
+    assert not np.allclose(first, second)
+    np.testing.assert_array_equal(first, homographies(pair_dataset(folder, height=H, width=W, batch_size=3, seed=2,
+                                                                   shuffle=False)))

@@ -9,7 +9,7 @@ from absl import flags
 from zippy_tf.errors import UserError
 from zippy_tf.io import atomic_write, check_output_path
 
-HELP = "detect keypoints in two images, match them (Hamming for binary descriptors) and draw the matches"
+HELP = "IMG1 IMG2 --output OUT.png: detect keypoints, match them (Hamming if binary) and draw the matches"
 INLIER_COLOUR, OUTLIER_COLOUR, KEYPOINT_COLOUR = (0, 200, 0), (0, 0, 230), (230, 160, 0)  # BGR
 
 
