@@ -151,6 +151,9 @@ def test_flatbuffer_network_matches_keras():
 
     flatbuffer = FlatbufferNetwork(convert(keras_network.template_net), convert(keras_network.search_net))
     frames, boxes = moving_target(6)
-    expected = track(Tracker(keras_network), frames, boxes[0])
-    exported = track(flatbuffer.tracker(), frames, boxes[0])
+    keras_tracker = Tracker.for_network(keras_network)
+    assert (keras_tracker.template_size, keras_tracker.search_size, keras_tracker.small_target_search_size) == (
+        127, 256, 256)  # fixed-size inputs: no larger search region for small targets
+    expected = track(keras_tracker, frames, boxes[0])
+    exported = track(Tracker.for_network(flatbuffer), frames, boxes[0])
     assert iou(expected, exported).min() >= 0.99

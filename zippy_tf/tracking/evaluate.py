@@ -52,7 +52,7 @@ def tracker_factory(name, weights=None):
     if name not in NEURAL_TRACKERS:
         raise UserError(f"unknown tracker {name!r}; choose one of: {', '.join(TRACKERS)}")
     network = build_network(name, weights)
-    return lambda: Tracker(network)
+    return lambda: Tracker.for_network(network)
 
 
 def track_sequence(tracker, sequence):
@@ -105,7 +105,8 @@ def evaluate(sequences, make_tracker, progress=None):
     return scores, {"success_curve": summary["success_curve"], "precision_curve": summary["precision_curve"]}
 
 
-def _save_figure(figure, path):
+def save_figure(figure, path):
+    """Writes a matplotlib figure as PNG, atomically."""
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=120, bbox_inches="tight")
     atomic_write(path, buffer.getvalue())
@@ -138,10 +139,12 @@ def plot_curves(results, folder):
         axes.grid(alpha=0.3)
         axes.legend(loc="lower left" if kind == "success" else "lower right", fontsize=8)
         paths.append(os.path.join(folder, f"{kind}.png"))
-        _save_figure(figure, paths[-1])
+        save_figure(figure, paths[-1])
         plt.close(figure)
     return paths
 
 
-__all__ = ["NEURAL_TRACKERS", "TRACKERS", "build_network", "evaluate", "plot_curves", "track_sequence",
-           "tracker_factory"]
+__all__ = [
+    "NEURAL_TRACKERS", "TRACKERS", "build_network", "evaluate", "plot_curves", "save_figure", "track_sequence",
+    "tracker_factory",
+]

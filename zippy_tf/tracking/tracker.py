@@ -20,6 +20,19 @@ def _change(ratio):
     return np.maximum(ratio, 1.0 / ratio)
 
 
+def _input_size(network, branch):
+    """The static image side of ``network.<branch>_net``, or None if it takes any size.
+
+    Flatbuffer networks say it as ``<branch>_size``; for Keras models it is the first input's shape.
+    """
+    if hasattr(network, f"{branch}_size"):
+        return getattr(network, f"{branch}_size")
+    shape = getattr(getattr(network, f"{branch}_net"), "input_shape", None)
+    if isinstance(shape, list):  # several inputs: the image comes first
+        shape = shape[0]
+    return int(shape[1]) if shape is not None and len(shape) == 4 and shape[1] is not None else None
+
+
 def _to_network_input(crop_bgr):
     """A (1, S, S, 3) float32 RGB batch in [0, 255]: the pair sampler's format the networks are trained on."""
     return crop_bgr[None, :, :, ::-1].astype(np.float32)
@@ -59,6 +72,21 @@ class Tracker:
         self.context_amount = context_amount
         self._windows = {}
         self.center = self.size = None
+
+    @classmethod
+    def for_network(cls, network, **kwargs):
+        """A tracker at the input sizes ``network`` was built or exported with.
+
+        Networks with a fixed search input (Keras models built at one size, flatbuffers) cannot take the larger
+        search region for small targets, so it is switched off for them.
+        """
+        template_size, search_size = _input_size(network, "template"), _input_size(network, "search")
+        sizes = {}
+        if template_size:
+            sizes["template_size"] = template_size
+        if search_size:
+            sizes["search_size"] = sizes["small_target_search_size"] = search_size
+        return cls(network, **sizes, **kwargs)
 
     def init(self, frame, box):
         frame = as_bgr(frame)
@@ -170,11 +198,6 @@ class FlatbufferNetwork:
         self._search.set_tensor(self._feature_input["index"], np.asarray(features, np.float32))
         self._search.invoke()
         return {key: self._search.get_tensor(index) for key, index in self._outputs.items()}
-
-    def tracker(self, **kwargs):
-        """A :class:`Tracker` at this export's fixed input sizes."""
-        return Tracker(self, template_size=self.template_size, search_size=self.search_size,
-                       small_target_search_size=self.search_size, **kwargs)
 
 
 __all__ = ["FlatbufferNetwork", "Tracker"]

@@ -1,0 +1,151 @@
+"""Full-tracker speed and accuracy: E.T.Track, its conv-head and attention-head baselines, and OpenCV's KCF, CSRT
+and MIL, in one run on the same generated test sequences, on one thread.
+
+FPS counts every ``update`` call with its pre- and post-processing (crops, network, decoding); frames are read
+from disk outside the timer. The neural trackers run their exported fp32 flatbuffers on TensorFlow Lite's
+interpreter (``--runtime tflite``, the deployment path) or their Keras models (``--runtime keras``), with the
+shipped weights from models/. Without shipped weights, ``--allow_untrained`` still measures their FPS (speed does
+not depend on the weights) and marks their AUC as untrained. A tracker whose preset does not exist yet is listed
+with the reason instead of numbers.
+
+The test split is rendered with seed 1000 (``--seed``); train on other seeds so no sequence is shared.
+
+    python benchmarks/tracking_fps.py [--runtime tflite] [--num_sequences 10] [--num_frames 60] \
+        [--output benchmarks/results/tracking_fps.json] [--plot benchmarks/results/tracking_fps.png]
+"""
+
+import json
+import os
+import platform
+import sys
+import tempfile
+
+from absl import app, flags
+
+import zippy_tf
+from zippy_tf.cli.eval_track import set_threads
+from zippy_tf.errors import UserError
+from zippy_tf.io import check_output_path, write_json
+from zippy_tf.tracking.datasets import load_sequences
+from zippy_tf.tracking.evaluate import (
+    NEURAL_TRACKERS, TRACKERS, build_network, evaluate, save_figure, tracker_factory,
+)
+from zippy_tf.tracking.generate import write_otb_sequences
+from zippy_tf.tracking.tracker import FlatbufferNetwork, Tracker
+
+FLAGS = flags.FLAGS
+flags.DEFINE_list("trackers", list(TRACKERS), "trackers to run")
+flags.DEFINE_enum("runtime", "tflite", ["tflite", "keras"], "how the neural trackers run")
+flags.DEFINE_boolean("allow_untrained", False, "measure neural trackers without shipped weights (FPS only)")
+flags.DEFINE_string("data", None, "OTB-layout sequences to use instead of generating the test split")
+flags.DEFINE_integer("seed", 1000, "seed of the generated test split (disjoint from training seeds)")
+flags.DEFINE_integer("num_sequences", 10, "generated test sequences")
+flags.DEFINE_integer("num_frames", 60, "frames per generated sequence")
+flags.DEFINE_integer("threads", 1, "CPU threads for every tracker")
+flags.DEFINE_string("output", "benchmarks/results/tracking_fps.json", "JSON result")
+flags.DEFINE_string("plot", "benchmarks/results/tracking_fps.png", "FPS-vs-AUC plot")
+
+
+def progress(message):
+    print(message, file=sys.stderr, flush=True)
+
+
+def neural_factory(name):
+    """(tracker factory, weights note) for a neural tracker on the chosen runtime."""
+    from zippy_tf import presets
+
+    try:
+        network, weights = build_network(name), "shipped"
+    except UserError:
+        if not (FLAGS.allow_untrained and name in presets.PRESETS):
+            raise
+        network, weights = presets.build_model(name, use_shipped_weights=False), "untrained"
+    if FLAGS.runtime == "tflite":
+        from zippy_tf.export import convert
+
+        progress(f"{name}: exporting the template and search branches to fp32 TFLite")
+        network = FlatbufferNetwork(convert(network.template_net, "fp32"), convert(network.search_net, "fp32"),
+                                    num_threads=FLAGS.threads)
+    return (lambda: Tracker.for_network(network)), weights
+
+
+def plot(results, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(6, 4))
+    for name, r in results.items():
+        if r.get("fps"):
+            marker = "o" if name in NEURAL_TRACKERS else "s"
+            axes.scatter(r["fps"], r["success_auc"], marker=marker, label=f"{name} ({r['weights']})")
+            axes.annotate(name, (r["fps"], r["success_auc"]), textcoords="offset points", xytext=(5, 3), fontsize=8)
+    axes.set(xscale="log", xlabel=f"full-tracker FPS ({FLAGS.threads} thread, {platform.machine()})",
+             ylim=(0, 1), ylabel="success AUC (OPE)", title="Speed vs accuracy on the generated test split")
+    axes.grid(alpha=0.3, which="both")
+    axes.legend(fontsize=7)
+    save_figure(figure, path)
+
+
+def targets(results):
+    """The issue's targets, as ratios of the measured numbers (None where a tracker is missing)."""
+
+    def ratio(a, b, key):
+        return round(results[a][key] / results[b][key], 2) if results.get(a, {}).get(key) and \
+            results.get(b, {}).get(key) else None
+
+    return {
+        "exemplar_vs_attention_fps (target >= 3)": ratio("ettrack", "attention", "fps"),
+        "ettrack_vs_csrt_fps (target > 1, stretch 2)": ratio("ettrack", "csrt", "fps"),
+        "ettrack_vs_csrt_auc (target >= 1)": ratio("ettrack", "csrt", "success_auc"),
+    }
+
+
+def main(argv):
+    unknown = set(FLAGS.trackers) - set(TRACKERS)
+    if unknown:
+        raise app.UsageError(f"unknown trackers {sorted(unknown)}; choose from {', '.join(TRACKERS)}")
+    check_output_path(FLAGS.output)
+    check_output_path(FLAGS.plot)
+    set_threads(FLAGS.threads)
+    with tempfile.TemporaryDirectory() as tmp:
+        if FLAGS.data:
+            data = FLAGS.data
+        else:
+            data = tmp
+            write_otb_sequences(tmp, FLAGS.num_sequences, FLAGS.num_frames, FLAGS.seed)
+        sequences = load_sequences(data, "otb")
+        results = {}
+        for name in FLAGS.trackers:
+            try:
+                if name in NEURAL_TRACKERS:
+                    factory, weights = neural_factory(name)
+                else:
+                    factory, weights = tracker_factory(name), "none"
+            except UserError as e:
+                progress(f"{name}: skipped: {e}")
+                results[name] = {"unavailable": str(e)}
+                continue
+            scores, _ = evaluate(sequences, factory)
+            runtime = FLAGS.runtime if name in NEURAL_TRACKERS else "opencv"
+            results[name] = {"fps": scores["fps"], "success_auc": scores["success_auc"],
+                             "precision_20": scores["precision_20"], "weights": weights, "runtime": runtime}
+            progress(f"{name}: {results[name]}")
+    report = {
+        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} logical CPUs (shared)",
+        "threads": FLAGS.threads,
+        "data": FLAGS.data or {"generated_seed": FLAGS.seed, "num_sequences": FLAGS.num_sequences,
+                               "num_frames": FLAGS.num_frames},
+        "timing": "per update() call incl. crop, network and decoding; frames read outside the timer",
+        "trackers": results,
+        "targets": targets(results),
+        "zippy_tf": zippy_tf.__version__,
+    }
+    write_json(FLAGS.output, report)
+    plot(results, FLAGS.plot)
+    print(json.dumps(report, sort_keys=True))
+
+
+if __name__ == "__main__":
+    app.run(main)
