@@ -5,6 +5,7 @@ import os
 import numpy as np
 import pytest
 
+from zippy_tf.data.augment import photometric_augment, sample_shared_photometric
 from zippy_tf.data.homography import warp_image
 from zippy_tf.data.image_folder import list_images, make_pair, pair_dataset, write_training_folder
 from zippy_tf.errors import UserError
@@ -92,3 +93,24 @@ def test_each_epoch_draws_new_augmentations(folder):
     assert not np.allclose(first, second)
     np.testing.assert_array_equal(first, homographies(pair_dataset(folder, height=H, width=W, batch_size=3, seed=2,
                                                                    shuffle=False)))
+
+
+def test_photometric_draws_are_shared_within_a_pair():
+    """Both images of a pair get the same channel order, greyscale and jitter; only noise and blur differ."""
+    ys, xs = np.mgrid[0:H, 0:W].astype(np.float32)
+    waves = np.sin(2 * np.pi * xs / 16) * np.sin(2 * np.pi * ys / 16)
+    image = np.stack([xs / W * 200, ys / H * 150 + 50, waves * 60 + 120], -1)
+    for seed in range(12):
+        draw = sample_shared_photometric(np.random.default_rng(seed))
+        first = photometric_augment(np.random.default_rng(100 + seed), image, draw)
+        second = photometric_augment(np.random.default_rng(200 + seed), image, draw)
+        assert first.dtype == np.float32 and first.min() >= 0.0 and first.max() <= 255.0
+        if draw["grey"]:
+            assert np.allclose(first[..., 0], first[..., 2], atol=1.0)
+            continue
+        # The channels are uncorrelated patterns: with a shared order, channel c of one image is most like channel c
+        # of the other.
+        for channel in range(3):
+            similarity = [np.corrcoef(first[..., channel].ravel(), second[..., other].ravel())[0, 1]
+                          for other in range(3)]
+            assert int(np.argmax(similarity)) == channel
