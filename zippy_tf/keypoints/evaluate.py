@@ -8,6 +8,7 @@ descriptors matched by L2).
 
 import os
 import time
+import warnings
 
 import cv2
 import numpy as np
@@ -104,7 +105,10 @@ def make_detector(model, *, weights=None, resolution=(320, 240), binary=None):
         from zippy_tf.presets import build_model, get_preset
 
         detector = NetworkDetector(build_model(model, weights=weights, input_shape=shape), binary=binary, name=model)
-        detector.weights = weights or get_preset(model).shipped_weights  # None: random initialisation
+        detector.weights = weights or get_preset(model).shipped_weights
+        if detector.weights is None:
+            warnings.warn(f"model {model!r} has no shipped weights and no --weights was given: its weights are a "
+                          "random initialisation", stacklevel=2)
         return detector
     choices = ", ".join((*NETWORK_PRESETS, *OPENCV_DETECTORS))
     raise UserError(f"unknown model {model!r}; choose one of: {choices}, or a path to a .tflite file")
