@@ -79,10 +79,12 @@ def _match(neighbours, desc1, desc2, mutual, ratio):
     if ratio is not None and distances.shape[1] == 2:
         # Accept iff d_best <= ratio · d_second (the reference's intent, without its ordering quirk).
         keep &= distances[:, 0].astype(np.float64) <= ratio * distances[:, 1].astype(np.float64)
-    if mutual:
-        _, back = neighbours(desc2, desc1, 1)
-        keep &= back[indices[:, 0], 0] == np.arange(len(desc1))
     rows = np.flatnonzero(keep)
+    if mutual and len(rows):
+        # Only the descriptors of desc2 that some kept row chose need their own nearest neighbour.
+        targets, position = np.unique(indices[rows, 0], return_inverse=True)
+        _, back = neighbours(desc2[targets], desc1, 1)
+        rows = rows[back[position, 0] == rows]
     return np.stack([rows, indices[rows, 0]], 1), distances[rows, 0]
 
 
