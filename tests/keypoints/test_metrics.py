@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from zippy_tf.data.homography import warp_points
-from zippy_tf.keypoints.metrics import (average, evaluate_pair, homography_correctness, matching_score,
+from zippy_tf.keypoints.metrics import (average, evaluate_pair, homography_correctness, in_image, matching_score,
                                         repeatability, top_k)
 
 SHAPE = (120, 160)
@@ -57,7 +57,7 @@ def test_threshold_is_inclusive_for_repeatability_exclusive_for_matching_score()
 
 
 def test_out_of_view_points_are_not_counted():
-    """A translation by 40 px sends the points with x > 119 out of image 2: they leave the denominator."""
+    """A translation by 40 px sends the points with x >= 120 out of image 2: repeatability drops them."""
     points, descriptors = _grid()
     shift = np.array([[1, 0, 40], [0, 1, 0], [0, 0, 1]], np.float64)
     features1 = _features(points, descriptors)
@@ -66,8 +66,9 @@ def test_out_of_view_points_are_not_counted():
     result = evaluate_pair(features1, features2, shift, SHAPE, SHAPE, binary=True)
     assert result["repeatability"] == 1.0 and result["localization_error"] == 0.0
     assert result["correctness_1"] == 1.0
-    # Matching score has no in-view filter on keypoints, but only counts matches whose projection is visible.
-    assert result["matching_score"] == 1.0
+    # The matching score keeps out-of-view points: the 6 image-1 points without a counterpart match some visible
+    # image-2 point, wrongly (forward 24/30); every image-2 point finds its twin (backward 1).
+    assert result["matching_score"] == pytest.approx((24 / 30 + 1.0) / 2)
 
 
 def test_perfect_matches_under_perspective_give_correctness_one():
@@ -130,3 +131,10 @@ def test_empty_features_and_average():
                             binary=True)
     mean = average([result, perfect])
     assert mean["repeatability"] == 0.5 and mean["localization_error"] == 0.0 and mean["matching_score"] == 0.5
+
+
+def test_in_view_and_visible_edges_differ():
+    """[0, W) for the in-view filters, [0, W-1] for matching-score visibility, as KP2D."""
+    points = np.array([[159.5, 10.0], [159.0, 10.0], [160.0, 10.0], [-0.1, 10.0]])
+    assert in_image(points, SHAPE).tolist() == [True, True, False, False]
+    assert in_image(points, SHAPE, up_to_last_pixel=True).tolist() == [False, True, False, False]

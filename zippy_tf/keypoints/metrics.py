@@ -27,10 +27,17 @@ METRICS = ("repeatability", "localization_error", "correctness_1", "correctness_
            "matching_score")
 
 
-def in_image(points, shape):
-    """Which (N, 2) points (x, y) lie in an image of ``shape`` (height, width): [0, W-1] x [0, H-1]."""
+def in_image(points, shape, *, up_to_last_pixel=False):
+    """Which (N, 2) points (x, y) lie in an image of ``shape`` (height, width).
+
+    KP2D uses two tests and so do we: [0, W) x [0, H) for the in-view filters of repeatability and homography
+    correctness, and [0, W-1] x [0, H-1] (``up_to_last_pixel``) for the visibility of matching-score matches.
+    """
     height, width = shape[:2]
-    return (points[:, 0] >= 0) & (points[:, 0] <= width - 1) & (points[:, 1] >= 0) & (points[:, 1] <= height - 1)
+    x, y = points[:, 0], points[:, 1]
+    if up_to_last_pixel:
+        return (x >= 0) & (x <= width - 1) & (y >= 0) & (y <= height - 1)
+    return (x >= 0) & (x < width) & (y >= 0) & (y < height)
 
 
 def top_k(features, k, keep=None):
@@ -96,24 +103,26 @@ def homography_correctness(features1, features2, homography, shape1, shape2, *, 
     return {eps: float(error <= eps) for eps in thresholds}
 
 
-def _directed_matching_score(features1, features2, homography, shape2, binary, threshold):
-    """Fraction of nearest-neighbour matches 1 → 2 that land within ``threshold`` px, among those whose
-    ground-truth projection falls inside image 2."""
-    matches, _ = match_descriptors(features1["descriptors"], features2["descriptors"], binary=binary, mutual=False)
-    projected = warp_points(features1["keypoints"][matches[:, 0]], homography)
-    visible = in_image(projected, shape2)
-    correct = np.linalg.norm(projected - features2["keypoints"][matches[:, 1]], axis=1) < threshold
+def _directed_matching_score(query, train, train_to_query, query_shape, binary, threshold):
+    """Fraction of nearest-neighbour matches query → train whose train point, projected into the query image,
+    lands within ``threshold`` px of the query point, among the matches whose projection is visible there."""
+    matches, _ = match_descriptors(query["descriptors"], train["descriptors"], binary=binary, mutual=False)
+    projected = warp_points(train["keypoints"][matches[:, 1]], train_to_query)
+    visible = in_image(projected, query_shape, up_to_last_pixel=True)
+    correct = np.linalg.norm(projected - query["keypoints"][matches[:, 0]], axis=1) < threshold
     return np.sum(correct & visible) / max(np.sum(visible), 1.0)
 
 
 def matching_score(features1, features2, homography, shape1, shape2, *, binary, k=TOP_K,
                    threshold=DISTANCE_THRESHOLD):
     """The matching score: top ``k`` per image (no in-view filtering), nearest neighbour in each direction,
-    correct when the reprojection error is < ``threshold`` px; the mean of the two directions."""
+    correct when the reprojection error is < ``threshold`` px; the mean of the two directions. As in KP2D, each
+    direction projects the matched point into the querying image, so a query point without a visible counterpart
+    counts as a wrong match."""
     homography = np.asarray(homography, np.float64)
     best1, best2 = top_k(features1, k), top_k(features2, k)
-    forward = _directed_matching_score(best1, best2, homography, shape2, binary, threshold)
-    backward = _directed_matching_score(best2, best1, np.linalg.inv(homography), shape1, binary, threshold)
+    forward = _directed_matching_score(best1, best2, np.linalg.inv(homography), shape1, binary, threshold)
+    backward = _directed_matching_score(best2, best1, homography, shape2, binary, threshold)
     return float((forward + backward) / 2.0)
 
 
@@ -129,7 +138,8 @@ def evaluate_pair(features1, features2, homography, shape1, shape2, *, binary, k
 
 
 def average(per_pair):
-    """Mean of each metric over pairs (``np.mean`` as KP2D; pairs where a metric is undefined are skipped)."""
+    """Mean of each metric over pairs, as KP2D's ``np.mean``, except that a pair where a metric is undefined (no
+    keypoints in view, or none repeated) is skipped rather than averaged in as KP2D's -1 or NaN."""
     return {name: float(np.nanmean([p[name] for p in per_pair])) if per_pair else float("nan")
             for name in METRICS}
 
