@@ -29,3 +29,26 @@ def _clear_keras_session():
     from zippy_tf._compat import keras
 
     keras.backend.clear_session()
+
+
+def calibrate_batch_norm(model, images):
+    """Sets every BatchNorm's moving statistics to those of ``images`` (one training-mode pass, momentum 0), so
+    an untrained network has realistic activation scales: binary layers then see signs that are not all ±0."""
+    from zippy_tf._compat import keras
+
+    bns = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    saved = [bn.momentum for bn in bns]
+    for bn in bns:
+        bn.momentum = 0.0
+    model(images, training=True)
+    for bn, momentum in zip(bns, saved):
+        bn.momentum = momentum
+    return model
+
+
+@pytest.fixture
+def photos():
+    """Bundled photographs at a small test resolution (64 x 96), float32 [0, 255] BGR."""
+    from zippy_tf.data.photos import calibration_images
+
+    return calibration_images(64, 96, 4)

@@ -18,7 +18,7 @@ if "tensorflow" not in sys.modules:
 import tensorflow as tf  # noqa: E402
 
 keras = tf.keras
-if not (keras.__name__.startswith("tf_keras") or str(getattr(keras, "__version__", "")).startswith("2.")):
+if not keras.layers.Layer.__module__.startswith("tf_keras"):  # Keras 3 layers live in keras.src
     raise UserError(
         "TensorFlow was imported with Keras 3 before zippy_tf; import zippy_tf first, or set "
         "TF_USE_LEGACY_KERAS=1 before importing TensorFlow (and `pip install tf-keras~=2.16`)."

@@ -6,7 +6,7 @@ import larq as lq
 
 from zippy_tf._compat import keras, tf
 from zippy_tf.errors import UserError
-from zippy_tf.quantization.layers import FakeQuant
+from zippy_tf.quantization.layers import Clip, FakeQuant
 
 FORMATS = ("fp32", "int8", "lce")
 
@@ -15,22 +15,44 @@ def _is_binary(layer):
     return isinstance(getattr(layer, "kernel_quantizer", None), lq.quantizers.SteSign)
 
 
-def strip_fake_quant(model):
-    """A copy of ``model`` with every :class:`FakeQuant` replaced by an identity (same weights, new model).
+def strip_fake_quant(model, keep_clips=()):
+    """A copy of ``model`` (same weights) without :class:`FakeQuant`: the int8 TFLite path's float twin.
 
-    Used for the int8 TFLite path: the TFLite converter turns fixed fake-quant ranges into a graph that TFLite's
-    XNNPACK delegate does not take (measured here: no speed-up over the reference int8 kernels), while
-    post-training calibration of the same float graph is delegated. Outside the quantizers the math is the same.
+    The FakeQuant layers named in ``keep_clips`` become a :class:`Clip` to their range, the others identities.
+    Converted with its fixed fake-quant ranges, ZippyPoint's graph is not taken by TFLite's XNNPACK delegate
+    (measured here: no speed-up over the reference int8 kernels), while its float twin, calibrated after
+    training, is; and every clip left in the graph is an extra int8 op XNNPACK does not take.
     """
 
     def clone(layer):
         if isinstance(layer, FakeQuant):
+            if layer.name in keep_clips:
+                return Clip(*layer.range, name=layer.name)
             return keras.layers.Activation("linear", name=layer.name)
         return layer.__class__.from_config(layer.get_config())
 
     stripped = keras.models.clone_model(model, clone_function=clone)
     stripped.set_weights(model.get_weights())
     return stripped
+
+
+def binding_clips(model, images):
+    """Names of the FakeQuant layers whose range clips some activation of ``images``.
+
+    A range that never binds on the calibration data is dropped from the int8 graph: int8 saturation at the
+    calibrated range bounds the tensor already. Ranges that do bind (ZippyPoint's ±1 stem) are kept as clips.
+    """
+    layers = [layer for layer in model.layers if isinstance(layer, FakeQuant)]
+    if not layers:
+        return set()
+    probe = keras.Model(model.inputs, [layer.input for layer in layers])
+    binding = set()
+    for i in range(len(images)):
+        for layer, act in zip(layers, tf.nest.flatten(probe(images[i : i + 1]))):
+            low, high = layer.range
+            if float(tf.reduce_min(act)) < low or float(tf.reduce_max(act)) > high:
+                binding.add(layer.name)
+    return binding
 
 
 def _check_static(model):
@@ -41,14 +63,16 @@ def _check_static(model):
             )
 
 
-def _representative(model, data, count):
+def _calibration(model, data, count):
     if data is None:
         from zippy_tf.data.photos import calibration_images
 
         shape = model.inputs[0].shape
         data = calibration_images(shape[1], shape[2], count)
-    data = tf.convert_to_tensor(data, tf.float32)
+    return tf.convert_to_tensor(data, tf.float32)
 
+
+def _representative(data):
     def generate():
         for i in range(data.shape[0]):
             yield [data[i : i + 1]]
@@ -80,13 +104,14 @@ def convert(model, fmt, *, representative_data=None, calibration_count=8):
         binary = [layer.name for layer in model.layers if _is_binary(layer)]
         if binary:
             raise UserError(f"model {model.name!r} has binary layers ({binary[0]}, ...); export it with --format lce")
-        model = strip_fake_quant(model)
+        data = _calibration(model, representative_data, calibration_count)
+        model = strip_fake_quant(model, binding_clips(model, data))
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
     if fmt == "int8":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.representative_dataset = _representative(model, representative_data, calibration_count)
+        converter.representative_dataset = _representative(data)
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     return converter.convert()
 
 
-__all__ = ["FORMATS", "convert", "strip_fake_quant"]
+__all__ = ["FORMATS", "binding_clips", "convert", "strip_fake_quant"]

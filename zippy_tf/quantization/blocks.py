@@ -13,6 +13,10 @@ from zippy_tf.quantization.layers import FakeQuant, SpaceToDepth, Subsample2D, a
 BN_MOMENTUM = 0.9  # ZippyPoint reference (= PyTorch's 0.1 in KP2D)
 
 
+def _is_fake_quantized(tensor):
+    return isinstance(getattr(tensor, "_keras_history", (None,))[0], FakeQuant)
+
+
 def _apply(x, layer):
     return x if layer is None else layer(x)
 
@@ -29,9 +33,12 @@ def int8_conv(x, filters, kernel_size, *, activation, name, qmax=6.0, batch_norm
     """The Int8 module: FQ → conv → BN → FQ → activation → FQ.
 
     The intermediate FQ before a non-ReLU activation matches the reference, so that TFLite's int8 hard-swish
-    sees a quantized input. Weights are quantized by the converter (per channel), as in the reference.
+    sees a quantized input. Weights are quantized by the converter (per channel), as in the reference. The input
+    FQ is skipped when the input is already fake-quantized: an int8 conv consumes any input scale, and
+    re-quantizing onto a coarser grid creates exact ties that TF and TFLite round differently.
     """
-    x = FakeQuant(qmax, name=f"{name}_fq_in")(x)
+    if not _is_fake_quantized(x):
+        x = FakeQuant(qmax, name=f"{name}_fq_in")(x)
     x = keras.layers.Conv2D(filters, kernel_size, padding="same", use_bias=not batch_norm, name=f"{name}_conv")(x)
     if batch_norm:
         x = keras.layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_bn")(x)

@@ -10,10 +10,13 @@ from zippy_tf._compat import keras, register, tf
 class FakeQuant(keras.layers.Layer):
     r"""Simulated 8-bit quantization with a fixed symmetric range.
 
-    $$ q(x) = \mathrm{round}\big((\mathrm{clip}(x, -m, m) + m) / s\big)\, s - m, \qquad s = 2m / (2^{b} - 1) $$
+    $$ q(x) = s\,\mathrm{round}\big(\mathrm{clip}(x, -m, m - s) / s\big), \qquad s = m / 2^{b-1} $$
 
     The converters (TFLite and LCE) read the range from the op and make the surrounding ops int8. Fixed ranges
-    (±1 in the stem, ±6 elsewhere) follow the ZippyPoint reference, which trains with them.
+    (±1 in the stem, ±6 elsewhere) follow the ZippyPoint reference, which trains with them. The range is
+    $[-m, m - s]$ rather than $[-m, m]$: with 2^b levels a symmetric range puts zero between two levels, and
+    TensorFlow and TFLite nudge it to opposite sides, so the Keras model and the flatbuffer would clip at
+    different values. On this grid zero is exact and both agree bit for bit.
 
     Args:
         limit: the range is ``[-limit, limit]``.
@@ -25,13 +28,33 @@ class FakeQuant(keras.layers.Layer):
         self.limit = float(limit)
         self.num_bits = int(num_bits)
 
+    @property
+    def range(self):
+        return -self.limit, self.limit - self.limit / 2 ** (self.num_bits - 1)
+
     def call(self, inputs):
-        return tf.quantization.fake_quant_with_min_max_vars(
-            inputs, min=-self.limit, max=self.limit, num_bits=self.num_bits
-        )
+        low, high = self.range
+        return tf.quantization.fake_quant_with_min_max_vars(inputs, min=low, max=high, num_bits=self.num_bits)
 
     def get_config(self):
         return {**super().get_config(), "limit": self.limit, "num_bits": self.num_bits}
+
+
+@register
+class Clip(keras.layers.Layer):
+    """Clips to ``[low, high]``: what a :class:`FakeQuant` keeps of its function once the rounding is left to a
+    post-training int8 converter."""
+
+    def __init__(self, low, high, **kwargs):
+        super().__init__(**kwargs)
+        self.low = float(low)
+        self.high = float(high)
+
+    def call(self, inputs):
+        return tf.clip_by_value(inputs, self.low, self.high)
+
+    def get_config(self):
+        return {**super().get_config(), "low": self.low, "high": self.high}
 
 
 @register
@@ -86,4 +109,4 @@ def activation_layer(name, layer_name=None):
     raise ValueError(f"unknown activation {name!r}; use hard_swish, relu, leaky_relu, sigmoid, tanh or none")
 
 
-__all__ = ["DepthToSpace", "FakeQuant", "HardSwish", "SpaceToDepth", "Subsample2D", "activation_layer"]
+__all__ = ["Clip", "DepthToSpace", "FakeQuant", "HardSwish", "SpaceToDepth", "Subsample2D", "activation_layer"]
