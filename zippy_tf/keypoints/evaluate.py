@@ -61,15 +61,16 @@ class NetworkDetector:
     Args:
         network: the dense network or a flatbuffer runner.
         binary: binary (hard Bin.Norm, packed) or L2-normalised float descriptors.
+        name: what to call it in results; weights: where its weights came from (None: random initialisation).
     """
 
-    def __init__(self, network, binary=True, name="network"):
+    def __init__(self, network, binary=True, name="network", weights=None):
         from zippy_tf._compat import keras, tf
         from zippy_tf.keypoints.detector import ZippyPoint
 
         self.binary = binary
         self.name = name
-        self.weights = name  # a flatbuffer carries its weights; presets record their weights file
+        self.weights = weights
         if isinstance(network, keras.Model):
             keras_network = network
             # A compiled graph runs the network ~1.6x faster than eager calls; one trace per image size.
@@ -100,16 +101,19 @@ def make_detector(model, *, weights=None, resolution=(320, 240), binary=None):
     binary = (model != "kp2d") if binary is None else binary
     shape = (None, None, 3) if resolution is None else (_padded(resolution[1]), _padded(resolution[0]), 3)
     if model.endswith(".tflite"):
-        return NetworkDetector(_flatbuffer_runner(model, shape), binary=binary, name=os.path.basename(model))
+        if weights is not None:
+            raise UserError("--weights does not apply to a flatbuffer, which carries its own weights; drop it")
+        return NetworkDetector(_flatbuffer_runner(model, shape), binary=binary, name=os.path.basename(model),
+                               weights=model)
     if model in NETWORK_PRESETS:
         from zippy_tf.presets import build_model, get_preset
 
-        detector = NetworkDetector(build_model(model, weights=weights, input_shape=shape), binary=binary, name=model)
-        detector.weights = weights or get_preset(model).shipped_weights
-        if detector.weights is None:
+        weights = weights or get_preset(model).shipped_weights
+        if weights is None:
             warnings.warn(f"model {model!r} has no shipped weights and no --weights was given: its weights are a "
                           "random initialisation", stacklevel=2)
-        return detector
+        return NetworkDetector(build_model(model, weights=weights, input_shape=shape), binary=binary, name=model,
+                               weights=weights)
     choices = ", ".join((*NETWORK_PRESETS, *OPENCV_DETECTORS))
     raise UserError(f"unknown model {model!r}; choose one of: {choices}, or a path to a .tflite file")
 
