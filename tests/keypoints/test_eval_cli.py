@@ -44,6 +44,9 @@ def test_eval_orb_cli(hpatches, tmp_path):
     _check_result(result)
     assert result["descriptors"] == "binary" and result["top_k"] == 300
     assert json.loads(output.read_text()) == result
+    assert set(result["illumination"]) == set(result["viewpoint"]) == set(METRICS)
+    assert result["illumination"]["repeatability"] + result["viewpoint"]["repeatability"] == pytest.approx(
+        2 * result["repeatability"])  # one sequence of each kind: five pairs each
     assert result["correctness_5"] > 0.5  # ORB copes with the generated set; a broken pipeline scores ~0
 
 

@@ -142,21 +142,24 @@ def evaluate_hpatches(detector, root, *, resolution=(320, 240), top_k=TOP_K, pro
 
     Returns:
         {"repeatability", "localization_error", "correctness_1", "correctness_3", "correctness_5",
-        "matching_score", "num_pairs", "seconds"}.
+        "matching_score", "num_pairs", "seconds"}, plus the metrics of the "illumination" (i_*) and "viewpoint"
+        (v_*) sequences alone.
     """
     start = time.perf_counter()
-    per_pair = []
+    per_pair = {"i_": [], "v_": []}
     sequences = list_sequences(root)
     for number, folder in enumerate(sequences, 1):
         pairs = load_sequence(folder, resolution)
         features1 = detector(pairs[0]["image1"])  # image 1 is shared by the sequence's five pairs
         for pair in pairs:
-            per_pair.append(evaluate_pair(features1, detector(pair["image2"]), pair["homography"],
-                                          pair["image1"].shape, pair["image2"].shape, binary=detector.binary,
-                                          k=top_k))
+            per_pair[pair["sequence"][:2]].append(evaluate_pair(
+                features1, detector(pair["image2"]), pair["homography"], pair["image1"].shape, pair["image2"].shape,
+                binary=detector.binary, k=top_k))
         if progress is not None:
             progress(f"[{number}/{len(sequences)}] {os.path.basename(folder)}")
-    return {**average(per_pair), "num_pairs": len(per_pair), "seconds": time.perf_counter() - start}
+    every = per_pair["i_"] + per_pair["v_"]
+    return {**average(every), "num_pairs": len(every), "seconds": time.perf_counter() - start,
+            "illumination": average(per_pair["i_"]), "viewpoint": average(per_pair["v_"])}
 
 
 __all__ = ["NETWORK_PRESETS", "NetworkDetector", "OPENCV_DETECTORS", "OpenCVDetector", "evaluate_hpatches",
