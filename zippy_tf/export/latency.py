@@ -11,6 +11,15 @@ import numpy as np
 from zippy_tf.export.runner import FlatbufferRunner
 
 
+def _default_input(shape):
+    """A bundled photo for image inputs; uniform noise for feature inputs."""
+    if len(shape) == 4 and shape[-1] == 3:
+        from zippy_tf.data.photos import calibration_images
+
+        return calibration_images(shape[1], shape[2], 1)
+    return np.random.default_rng(0).uniform(-1, 1, shape).astype(np.float32)
+
+
 def time_interleaved(runners, *, warmup=5, runs=50, inputs=None, progress=None):
     """Times several runners round-robin. Returns {name: [milliseconds per run]}.
 
@@ -20,9 +29,7 @@ def time_interleaved(runners, *, warmup=5, runs=50, inputs=None, progress=None):
         progress: optional callable(done, total) for a progress display.
     """
     if inputs is None:
-        from zippy_tf.data.photos import calibration_images
-
-        inputs = {n: calibration_images(r.input_shape[1], r.input_shape[2], 1) for n, r in runners.items()}
+        inputs = {n: _default_input(r.input_shape) for n, r in runners.items()}
     names = list(runners)
     for _ in range(warmup):
         for n in names:
