@@ -157,3 +157,16 @@ def test_flatbuffer_network_matches_keras():
     expected = track(keras_tracker, frames, boxes[0])
     exported = track(Tracker.for_network(flatbuffer), frames, boxes[0])
     assert iou(expected, exported).min() >= 0.99
+
+
+@pytest.mark.large
+def test_exported_ettrack_gives_the_keras_boxes():
+    model = pytest.importorskip("zippy_tf.tracking.model")
+    from zippy_tf.export import convert
+
+    network = model.ettrack()
+    flatbuffer = FlatbufferNetwork(convert(network.template_net, "fp32"), convert(network.search_net, "fp32"))
+    frames, boxes = moving_target(8)
+    expected = track(Tracker.for_network(network), frames, boxes[0])
+    exported = track(Tracker.for_network(flatbuffer), frames, boxes[0])
+    assert iou(expected, exported).min() >= 0.99

@@ -63,7 +63,8 @@ def pair_dataset(sequences, *, batch_size, seed, template_size=127, search_size=
     """An endless, seeded ``tf.data.Dataset`` of batched pairs.
 
     Yields ({"template": (B, T, T, 3), "search": (B, S, S, 3)} float32 RGB in [0, 255], {"box": (B, 4)} float32
-    x1, y1, x2, y2 of the target in search-crop pixels). Use ``steps_per_epoch`` with ``model.fit``.
+    (x1, y1, x2, y2 of the target in search-crop pixels; an elongated target near the shift bound may reach past
+    the crop's edge, as in the reference). Use ``steps_per_epoch`` with ``model.fit``.
     """
     from zippy_tf._compat import tf
 
