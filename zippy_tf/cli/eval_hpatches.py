@@ -1,9 +1,8 @@
 """``zippy-tf eval hpatches``: HPatches metrics of a network, a flatbuffer or an OpenCV detector, as one JSON line."""
 
-import sys
-
 from absl import flags
 
+from zippy_tf.cli.common import parse_resolution, progress
 from zippy_tf.errors import UserError
 from zippy_tf.io import check_output_path, write_json
 
@@ -26,14 +25,11 @@ def define_flags(fv):
     flags.DEFINE_string("output", None, "also write the JSON result to this file", flag_values=fv)
 
 
-def parse_resolution(text):
-    """'320x240' → (320, 240); 'native' → None."""
+def hpatches_resolution(text):
+    """'320x240' → (320, 240) (width, height, the order the loader takes); 'native' → None."""
     if text == "native":
         return None
-    try:
-        width, height = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise UserError(f"--resolution {text!r} is not WIDTHxHEIGHT; pass e.g. 320x240 or native")
+    height, width = parse_resolution(text)
     if width < 16 or height < 16:
         raise UserError(f"--resolution {text!r} is too small; pass at least 16x16")
     return width, height
@@ -48,11 +44,11 @@ def main(fv, args, name):
         raise UserError("--data is required; pass the HPatches folder")
     if fv.output:
         check_output_path(fv.output)
-    resolution = parse_resolution(fv.resolution)
+    resolution = hpatches_resolution(fv.resolution)
     binary = None if fv.descriptors == "auto" else fv.descriptors == "binary"
     detector = make_detector(fv.model, weights=fv.weights, resolution=resolution, binary=binary)
     result = evaluate_hpatches(detector, fv.data, resolution=resolution, top_k=fv.top_k,
-                               progress=lambda line: print(line, file=sys.stderr))
+                               progress=progress)
     result.update(model=fv.model, resolution=fv.resolution, top_k=fv.top_k,
                   descriptors="binary" if detector.binary else "float", weights=detector.weights)
     if fv.output:
@@ -60,4 +56,4 @@ def main(fv, args, name):
     return result
 
 
-__all__ = ["HELP", "define_flags", "main", "parse_resolution"]
+__all__ = ["HELP", "define_flags", "hpatches_resolution", "main"]
