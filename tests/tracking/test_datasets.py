@@ -31,6 +31,8 @@ def make_otb(root):
     write_text(root / "Jogging" / "groundtruth_rect.2.txt", "9,9,5,5\n9,9,5,5\n")
     write_frames(root / "Board" / "img", 2, 5)  # Board uses five digits
     write_text(root / "Board" / "groundtruth_rect.txt", "1,1,3,3\n1,1,3,3\n")
+    write_frames(root / "BlurCar3" / "img", 360, 4)  # ground truth for frames 3..359 only
+    write_text(root / "BlurCar3" / "groundtruth_rect.txt", "1,1,3,3\n" * 357)
     return root
 
 
@@ -59,7 +61,9 @@ def by_name(sequences):
 
 def test_otb(tmp_path):
     sequences = by_name(load_sequences(str(make_otb(tmp_path)), "otb"))
-    assert sorted(sequences) == ["Board", "Car", "Dog", "Jogging_1", "Jogging_2"]
+    assert sorted(sequences) == ["BlurCar3", "Board", "Car", "Dog", "Jogging_1", "Jogging_2"]
+    blur = sequences["BlurCar3"]
+    assert len(blur) == 357 and blur.frames[0].endswith("0003.jpg") and blur.frames[-1].endswith("0359.jpg")
     np.testing.assert_array_equal(sequences["Car"].boxes[0], [0, 1, 10, 12])  # 1-based → 0-based
     np.testing.assert_array_equal(sequences["Dog"].boxes[1], [5, 6, 7, 8])
     np.testing.assert_array_equal(sequences["Jogging_2"].boxes[0], [8, 8, 5, 5])

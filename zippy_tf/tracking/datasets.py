@@ -92,8 +92,8 @@ def _otb(root):
         if not gt_files:
             raise UserError(f"OTB sequence {folder!r} has no groundtruth_rect.txt; add it or remove the folder")
         frames = _image_files(os.path.join(folder, "img"))
-        if name in OTB_FRAME_RANGES:
-            first, last = OTB_FRAME_RANGES[name]
+        first, last = OTB_FRAME_RANGES.get(name, (1, len(frames)))
+        if len(frames) >= last:  # the full download; a copy already cut to the range is taken as it is
             frames = frames[first - 1 : last]
         for gt in gt_files:
             boxes = _read_rows(os.path.join(folder, gt), 4)
