@@ -7,6 +7,7 @@ sum of the candidate counts, not their product, and the network is always traine
 """
 
 import dataclasses
+import os
 import time
 
 from zippy_tf.errors import UserError
@@ -27,13 +28,13 @@ class SearchResult:
                 "cost_model": self.cost_model, "evaluated": len(self.records)}
 
 
-def searchable(blocks, candidates=None):
-    """Indices of the blocks with more than one candidate, upstream first."""
+def searchable(blocks, candidates=None, only=None):
+    """Indices of the blocks with more than one candidate (and named in ``only``, if given), upstream first."""
     table = candidates or ROLE_CANDIDATES
-    return [i for i, b in enumerate(blocks) if len(table.get(b.role, ())) > 1]
+    return [i for i, b in enumerate(blocks) if len(table.get(b.role, ())) > 1 and (only is None or b.name in only)]
 
 
-def traverse(blocks, *, evaluate, cost, log, budget, candidates=None, progress=None):
+def traverse(blocks, *, evaluate, cost, log, budget, candidates=None, only=None, progress=None):
     """Runs the traversal. Returns a :class:`SearchResult`.
 
     Args:
@@ -44,12 +45,17 @@ def traverse(blocks, *, evaluate, cost, log, budget, candidates=None, progress=N
         log: a :class:`~zippy_tf.search.log.SearchLog`; logged candidates are reused, never re-evaluated.
         budget: allowed relative metric drop in (0, 1) with respect to the starting configuration.
         candidates: {role: choices}; default: the thesis's candidate sets.
+        only: names of the blocks to search (the others keep their choice); default: all.
         progress: optional callable(record) called after each candidate.
     """
     if not 0.0 < budget < 1.0:
         raise UserError(f"--budget must be in (0, 1) (an allowed relative metric drop), got {budget}")
     table = candidates or ROLE_CANDIDATES
-    steps = searchable(blocks, table)
+    unknown = set(only or ()) - {b.name for b in blocks}
+    if unknown:
+        raise UserError(f"blocks {sorted(unknown)} are not in the configuration; choose from "
+                        f"{', '.join(b.name for b in blocks)}")
+    steps = searchable(blocks, table, only)
     if not steps:
         raise UserError("empty search space: no macro-block has more than one candidate")
     used = []
@@ -105,8 +111,9 @@ def plot_search(result, path):
     ax.set_title("Layer partitioning and traversal")
     ax.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    fig.savefig(path + ".tmp.png", dpi=120)
     plt.close(fig)
+    os.replace(path + ".tmp.png", path)
     return path
 
 
