@@ -87,14 +87,14 @@ def test_self_attention_matches_numpy():
     out = layer(x).numpy()
     (wqkv, bqkv), (wo, bo) = layer.qkv.get_weights(), layer.output_projection.get_weights()
     tokens = x.numpy().reshape(9, 8)
-    q, k, v = np.split(tokens @ wqkv + bqkv, 3, axis=-1)
+    q, k, v = np.split(tokens @ wqkv[0, 0] + bqkv, 3, axis=-1)
     heads = []
     for h in range(2):
         sl = slice(4 * h, 4 * h + 4)
         logits = q[:, sl] @ k[:, sl].T / 2.0
         a = np.exp(logits - logits.max(-1, keepdims=True))
         heads.append((a / a.sum(-1, keepdims=True)) @ v[:, sl])
-    expected = (np.concatenate(heads, -1) @ wo + bo).reshape(1, 3, 3, 8)
+    expected = (np.concatenate(heads, -1) @ wo[0, 0] + bo).reshape(1, 3, 3, 8)
     np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-5)
 
 

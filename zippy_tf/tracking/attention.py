@@ -33,8 +33,8 @@ class SelfAttention(keras.layers.Layer):
         channels = int(input_shape[-1])
         if channels % self.num_heads:
             raise ValueError(f"channels ({channels}) must be divisible by num_heads ({self.num_heads})")
-        self.qkv = keras.layers.Dense(3 * channels, name="qkv")
-        self.output_projection = keras.layers.Dense(channels, name="output_projection")
+        self.qkv = keras.layers.Conv2D(3 * channels, 1, name="qkv")  # per-position linear maps, as 1×1 convs
+        self.output_projection = keras.layers.Conv2D(channels, 1, name="output_projection")
         super().build(input_shape)
 
     def call(self, inputs):

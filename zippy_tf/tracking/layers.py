@@ -1,6 +1,6 @@
 """Small layers shared by the tracker's backbone, neck and heads: normalisation, channel attention, correlation, FFN.
 
-Each lowers to TFLite builtin ops (MEAN, CONV_2D, LOGISTIC, MUL, BATCH_MATMUL, FULLY_CONNECTED), so both tracker
+Each lowers to TFLite builtin ops (MEAN, CONV_2D, LOGISTIC, MUL, BATCH_MATMUL), so both tracker
 branches export without custom ops.
 """
 
@@ -123,8 +123,10 @@ class TransformerFeedForward(keras.layers.Layer):
 
     def build(self, input_shape):
         self.norm1 = keras.layers.LayerNormalization(epsilon=self.epsilon, name="norm1")
-        self.linear1 = keras.layers.Dense(self.hidden_dim, activation="relu", name="linear1")
-        self.linear2 = keras.layers.Dense(int(input_shape[-1]), name="linear2")
+        # 1×1 convolutions = per-position linear layers; Dense on a 4-D map would export as a tensordot with
+        # GATHER/SHAPE ops around FULLY_CONNECTED.
+        self.linear1 = keras.layers.Conv2D(self.hidden_dim, 1, activation="relu", name="linear1")
+        self.linear2 = keras.layers.Conv2D(int(input_shape[-1]), 1, name="linear2")
         self.drop = keras.layers.Dropout(self.dropout)
         self.norm2 = keras.layers.LayerNormalization(epsilon=self.epsilon, name="norm2")
         super().build(input_shape)

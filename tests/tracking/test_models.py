@@ -1,0 +1,90 @@
+"""Tracker networks: shapes of both branches, the agreed interface, weights round trip, parameter counts."""
+
+import numpy as np
+import pytest
+
+from zippy_tf.errors import UserError
+from zippy_tf.tracking.exemplar import ExemplarTransformer
+from zippy_tf.tracking.model import (
+    HEADS, attention_tracker, build_tracker_network, complexity, ettrack, grid_points, lighttrack,
+)
+
+SMALL = dict(template_size=63, search_size=128, ffn_dim=32)  # 4×4 template features, 8×8 grid
+
+
+def _pair(template_size=63, search_size=128, seed=0):
+    rng = np.random.default_rng(seed)
+    return (rng.uniform(0, 255, (2, template_size, template_size, 3)).astype(np.float32),
+            rng.uniform(0, 255, (2, search_size, search_size, 3)).astype(np.float32))
+
+
+@pytest.mark.parametrize("head", HEADS)
+def test_branches_have_the_agreed_interface(head):
+    network = build_tracker_network(head=head, **SMALL)
+    template, search = _pair()
+    features = network.template_net(template)
+    outputs = network.search_net([search, features])
+    assert features.shape == (2, 4, 4, 96)
+    assert set(outputs) == {"cls", "reg"}
+    assert outputs["cls"].shape == (2, 8, 8, 1) and outputs["reg"].shape == (2, 8, 8, 4)
+    assert np.all(outputs["reg"].numpy() >= 0)  # distances
+    assert network.stride == 16 and network.output_size == 8
+    assert [t.name.split(":")[0] for t in network.search_net.inputs] == ["search", "template_features"]
+    pair = network.pair_model()([template, search])
+    np.testing.assert_allclose(pair["cls"].numpy(), outputs["cls"].numpy(), atol=1e-6)
+    layers = [layer for layer in network.search_net.layers if isinstance(layer, ExemplarTransformer)]
+    assert len(layers) == (10 if head == "exemplar" else 0)  # 4 in cls, 6 in reg; first/last modules stay convs
+
+
+@pytest.mark.parametrize("builder,head", [(ettrack, "exemplar"), (lighttrack, "conv"), (attention_tracker, "attention")])
+def test_convenience_builders(builder, head):
+    network = builder(**SMALL)
+    assert network.config["head"] == head and network.config["search_size"] == 128
+
+
+def test_weights_round_trip(tmp_path):
+    network = ettrack(**SMALL)
+    path = str(tmp_path / "tracker.h5")
+    network.save_weights(path)
+    loaded = ettrack(weights=path, **SMALL)
+    template, search = _pair()
+    expected = network.search_net([search, network.template_net(template)])
+    got = loaded.search_net([search, loaded.template_net(template)])
+    for key in ("cls", "reg"):
+        np.testing.assert_allclose(got[key].numpy(), expected[key].numpy(), atol=1e-6)
+    with pytest.raises(UserError, match="do not fit"):
+        lighttrack(weights=path, **SMALL)
+    with pytest.raises(UserError, match="do not exist"):
+        ettrack(weights=str(tmp_path / "missing.h5"), **SMALL)
+
+
+@pytest.mark.parametrize("kwargs,match", [(dict(head="siamfc"), "unknown tracker head"),
+                                          (dict(template_size=16), "too small")])
+def test_bad_configuration(kwargs, match):
+    with pytest.raises(UserError, match=match):
+        build_tracker_network(**kwargs)
+
+
+def test_grid_points_are_centred_on_the_crop():
+    np.testing.assert_array_equal(grid_points(16, 256), np.arange(16) * 16)
+    assert grid_points(17, 288)[8] == 144
+
+
+@pytest.mark.parametrize("head,params", [("exemplar", 9.05e6), ("conv", 1.97e6)])
+def test_parameter_counts_match_the_reference(head, params):
+    """Reference: E.T.Track 9.05 M, LT-Mobile 1.97 M (reference note §4); the backbone 1.253 M."""
+    network = build_tracker_network(head=head)
+    count = sum(int(np.prod(w.shape)) for w in {id(w): w for net in (network.template_net, network.search_net)
+                                                for w in net.trainable_weights}.values())
+    assert abs(count - params) / params < 0.005
+    assert abs(network.template_net.get_layer("backbone").count_params() - 1.2684e6) < 1e3  # with BN statistics
+
+
+def test_complexity_reports_params_and_macs():
+    network = build_tracker_network(head="exemplar", **SMALL)
+    report = complexity(network)
+    assert report["params"] < report["params_with_statistics"]
+    assert report["backbone_params"] == 1252656
+    # the fixed-convolution form costs E× the exemplar convolutions, the mixed-kernel form 1×
+    assert 0 < report["search_macs_mixed_kernels"] < report["search_macs"]
+    assert report["template_macs"] > 0

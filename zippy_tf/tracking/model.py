@@ -1,0 +1,224 @@
+"""Siamese tracker networks: E.T.Track and its two baselines, built as a template branch and a search branch.
+
+The interface the online tracker (and the exported flatbuffers) rely on:
+
+* ``network.template_net(template)``: template crops (B, 127, 127, 3) float32 RGB in [0, 255] → template features
+  (B, 8, 8, 96) (LT-Mobile features after the neck's template BatchNorm). Run once, on the first frame; cache it.
+* ``network.search_net([search, features])``: search crops (B, 256, 256, 3) float32 RGB in [0, 255] and the cached
+  features → ``{"cls": (B, 16, 16, 1) logits, "reg": (B, 16, 16, 4)}``. ``reg`` holds the distances (l, t, r, b)
+  in search-crop pixels from grid point (i, j) to the box sides; grid point j lies at x = j·16 + 128 − 16·(16 // 2)
+  (see :func:`grid_points`). Apply a sigmoid to ``cls`` for scores.
+
+Input names (also the flatbuffer signature names): "template", "search", "template_features"; outputs
+"template_features", "cls", "reg". Other sizes work too (e.g. search 288 → 18×18 grid): see ``network.output_size``.
+
+Heads (thesis §4.3.2, reference code): neck = per-branch BatchNorm, pixel-wise correlation, channel attention,
+1×1 conv to 128; classification tower 6 modules at 256 channels, regression tower 8 modules at 192 channels. The first
+and last module of each tower are separable convolutions; the inner ones are Exemplar Transformers ("exemplar",
+E.T.Track), separable convolutions ("conv", LightTrack-Mobile) or standard self-attention transformers
+("attention").
+"""
+
+import dataclasses
+import os
+
+import numpy as np
+
+from zippy_tf._compat import keras, tf
+from zippy_tf.errors import UserError
+from zippy_tf.tracking.attention import SelfAttentionTransformer
+from zippy_tf.tracking.backbone import CHANNELS, STRIDE, lt_mobile
+from zippy_tf.tracking.exemplar import ExemplarAttention, ExemplarTransformer
+from zippy_tf.tracking.layers import ChannelAttention, PixelwiseCorrelation, batch_norm
+
+HEADS = ("exemplar", "conv", "attention")
+NECK_CHANNELS = 128
+CLS_CHANNELS, CLS_KERNELS = 256, (5, 5, 3, 3, 3, 3)
+REG_CHANNELS, REG_KERNELS = 192, (3, 3, 3, 3, 3, 5, 5, 5)
+CLS_SCALE = 0.1  # the reference scales the classification logits down by 10
+
+
+@dataclasses.dataclass
+class TrackerNetwork:
+    """The two branches of a Siamese tracker and the configuration they were built from.
+
+    Attributes:
+        template_net: template image → template features (run once per sequence).
+        search_net: [search image, template features] → {"cls", "reg"} (run every frame).
+        config: the keyword arguments of :func:`build_tracker_network` (JSON-safe).
+    """
+
+    template_net: keras.Model
+    search_net: keras.Model
+    config: dict
+
+    @property
+    def stride(self):
+        return STRIDE
+
+    @property
+    def output_size(self):
+        """Side of the cls / reg grid (16 for a 256 search image)."""
+        return int(self.search_net.outputs[0].shape[1])
+
+    def pair_model(self):
+        """One functional model [template, search] → {"cls", "reg"} over the same layers (for training and saving)."""
+        template = keras.Input(self.template_net.inputs[0].shape[1:], name="template")
+        search = keras.Input(self.search_net.inputs[0].shape[1:], name="search")
+        outputs = self.search_net([search, self.template_net(template)])
+        return keras.Model([template, search], outputs, name=f"{self.search_net.name}_pair")
+
+    def save_weights(self, path):
+        """Writes both branches' weights to one .h5 file (shared backbone included)."""
+        self.pair_model().save_weights(path)
+
+    def load_weights(self, path):
+        if not os.path.isfile(path):
+            raise UserError(f"tracker weights {path!r} do not exist; check --weights")
+        try:
+            self.pair_model().load_weights(path)
+        except (ValueError, OSError, KeyError) as e:
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+            raise UserError(f"tracker weights {path!r} do not fit the {self.config['head']!r} head ({first[:160]}); "
+                            "pass weights saved from the same tracker (ettrack, lighttrack or attention)")
+        return self
+
+
+def grid_points(output_size, search_size, stride=STRIDE):
+    """Pixel coordinate of each grid cell along one axis of the search crop (the same for x and y)."""
+    return (np.arange(output_size) - output_size // 2) * stride + search_size // 2
+
+
+def _separable(x, filters, kernel_size, name):
+    """LightTrack's separable module: depthwise k×k → pointwise 1×1 → BN → ReLU (no BN between the two convs)."""
+    x = keras.layers.DepthwiseConv2D(kernel_size, padding="same", use_bias=False, name=f"{name}_dw")(x)
+    x = keras.layers.Conv2D(filters, 1, use_bias=False, name=f"{name}_pw")(x)
+    return keras.layers.ReLU(name=f"{name}_relu")(batch_norm(f"{name}_bn")(x))
+
+
+def _tower(x, head, filters, kernels, name, options):
+    x = _separable(x, filters, kernels[0], f"{name}0")
+    for i, kernel_size in enumerate(kernels[1:-1], start=1):
+        if head == "conv":
+            x = _separable(x, filters, kernel_size, f"{name}{i}")
+        elif head == "exemplar":
+            x = ExemplarTransformer(kernel_size, options["num_exemplars"], ffn_dim=options["ffn_dim"],
+                                    dropout=options["dropout"], name=f"{name}{i}_exemplar")(x)
+        else:
+            x = SelfAttentionTransformer(options["num_heads"], options["ffn_dim"], options["dropout"],
+                                         name=f"{name}{i}_attention")(x)
+    return _separable(x, filters, kernels[-1], f"{name}{len(kernels) - 1}")
+
+
+def build_tracker_network(*, head="exemplar", template_size=127, search_size=256, weights=None, num_exemplars=4,
+                          num_heads=8, ffn_dim=1024, dropout=0.1, name=None):
+    """Builds a tracker's template and search branches around one shared LT-Mobile backbone.
+
+    Args:
+        head: "exemplar" (E.T.Track), "conv" (LightTrack-Mobile) or "attention" (standard self-attention).
+        template_size: template crop side (127 at test time; 128 gives the same 8×8 features).
+        search_size: search crop side (256, or 288 for small targets).
+        weights: optional .h5 file written by :meth:`TrackerNetwork.save_weights`.
+        num_exemplars: E of the Exemplar Transformers.
+        num_heads: heads of the self-attention baseline.
+        ffn_dim, dropout: FFN width and dropout of both transformer heads.
+        name: model name prefix (default: the head's tracker name).
+
+    Returns:
+        A :class:`TrackerNetwork`.
+    """
+    if head not in HEADS:
+        raise UserError(f"unknown tracker head {head!r}; choose one of: {', '.join(HEADS)}")
+    for what, size in (("template_size", template_size), ("search_size", search_size)):
+        if size < STRIDE * 2:
+            raise UserError(f"{what} {size} is too small; use at least {STRIDE * 2} pixels (127 / 256 by default)")
+    config = dict(head=head, template_size=template_size, search_size=search_size, num_exemplars=num_exemplars,
+                  num_heads=num_heads, ffn_dim=ffn_dim, dropout=dropout)
+    name = name or {"exemplar": "ettrack", "conv": "lighttrack", "attention": "attention_tracker"}[head]
+    backbone = lt_mobile(name="backbone")
+
+    template = keras.Input((template_size, template_size, 3), name="template")
+    # The template's neck BatchNorm is folded into the cached branch: it depends on the template only.
+    template_net = keras.Model(template, batch_norm("template_features")(backbone(template)), name=f"{name}_template")
+
+    search = keras.Input((search_size, search_size, 3), name="search")
+    features = keras.Input(template_net.outputs[0].shape[1:], name="template_features")
+    x = batch_norm("search_norm")(backbone(search))
+    x = PixelwiseCorrelation(name="correlation")([x, features])
+    x = ChannelAttention(1.0, name="channel_attention")(x)
+    x = keras.layers.Conv2D(NECK_CHANNELS, 1, name="adjust")(x)
+    cls = _tower(x, head, CLS_CHANNELS, CLS_KERNELS, "cls", config)
+    cls = keras.layers.Conv2D(1, 3, padding="same", name="cls_out")(cls)
+    reg = _tower(x, head, REG_CHANNELS, REG_KERNELS, "reg", config)
+    reg = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="reg_out")(reg)
+    outputs = {"cls": keras.layers.Rescaling(CLS_SCALE, name="cls")(cls),
+               "reg": keras.layers.Rescaling(float(STRIDE), name="reg")(reg)}  # distances in crop pixels
+    search_net = keras.Model([search, features], outputs, name=f"{name}_search")
+    network = TrackerNetwork(template_net, search_net, config)
+    return network.load_weights(weights) if weights is not None else network
+
+
+def ettrack(*, weights=None, **config):
+    """E.T.Track: LT-Mobile with Exemplar Transformer heads (thesis ch. 4)."""
+    return build_tracker_network(head="exemplar", weights=weights, **config)
+
+
+def lighttrack(*, weights=None, **config):
+    """LightTrack-Mobile: the convolutional-head baseline ("Conv" in thesis Table 4.7)."""
+    return build_tracker_network(head="conv", weights=weights, **config)
+
+
+def attention_tracker(*, weights=None, **config):
+    """The standard multi-head self-attention head baseline ("Standard" in thesis Table 4.11)."""
+    return build_tracker_network(head="attention", weights=weights, **config)
+
+
+def _flops(model):
+    """Floating-point operations of one batch-1 forward pass, as counted by TensorFlow's profiler."""
+    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+
+    specs = [tf.TensorSpec((1, *t.shape[1:]), t.dtype) for t in model.inputs]
+    concrete = tf.function(lambda *x: model(list(x) if len(x) > 1 else x[0], training=False))
+    frozen = convert_variables_to_constants_v2(concrete.get_concrete_function(*specs))
+    with tf.Graph().as_default() as graph:
+        tf.graph_util.import_graph_def(frozen.graph.as_graph_def(), name="")
+        options = tf.compat.v1.profiler.ProfileOptionBuilder.float_operation()
+        options["output"] = "none"
+        return tf.compat.v1.profiler.profile(graph, options=options).total_float_ops
+
+
+def _exemplar_extra_macs(search_net):
+    """MACs the fixed-convolution form spends beyond a mixed-kernel implementation: (E − 1) × each layer's convs."""
+    extra = 0
+    for layer in search_net.layers:
+        if isinstance(layer, ExemplarTransformer):
+            attention: ExemplarAttention = layer.attend
+            h, w, c = layer.input_shape[1:]
+            extra += (attention.num_exemplars - 1) * h * w * (c * attention.kernel_size ** 2 + c * c)
+    return extra
+
+
+def complexity(network):
+    """Parameters and multiply-accumulates of a tracker, per frame with the template features cached.
+
+    MACs are TensorFlow-profiler FLOPs / 2 of the graphs as built (so they include element-wise ops, and E× the
+    Exemplar Attention convolutions); ``search_macs_mixed_kernels`` is what the "mix kernels, then convolve" form
+    would cost instead, comparable to the reference's analytic 1.66 GMACs for E.T.Track.
+    """
+    weights = {id(w): w for net in (network.template_net, network.search_net) for w in net.weights}
+    trainable = {id(w) for net in (network.template_net, network.search_net) for w in net.trainable_weights}
+    count = lambda ids: int(sum(np.prod(weights[i].shape) for i in ids))  # noqa: E731
+    search_macs = _flops(network.search_net) // 2
+    return {
+        "params": count(trainable),
+        "params_with_statistics": count(weights),
+        "backbone_params": int(sum(np.prod(w.shape) for w in network.template_net.get_layer("backbone")
+                                   .trainable_weights)),
+        "template_macs": _flops(network.template_net) // 2,
+        "search_macs": search_macs,
+        "search_macs_mixed_kernels": search_macs - _exemplar_extra_macs(network.search_net),
+    }
+
+
+__all__ = ["HEADS", "TrackerNetwork", "attention_tracker", "build_tracker_network", "complexity", "ettrack",
+           "grid_points", "lighttrack"]
