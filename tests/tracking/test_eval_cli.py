@@ -60,3 +60,29 @@ def test_bad_input_exits_2_without_output(data, tmp_path, args, message):
     assert done.returncode == 2
     assert message in done.stderr and len(done.stderr.strip().splitlines()) == 1
     assert not output.exists() and done.stdout == ""
+
+
+def test_neural_tracker_through_its_preset(data, tmp_path, monkeypatch):
+    from zippy_tf import presets
+    from zippy_tf.errors import UserError
+    from zippy_tf.tracking.datasets import load_sequences
+    from zippy_tf.tracking.evaluate import evaluate, tracker_factory
+
+    from .test_tracker import MatchingNetwork
+
+    monkeypatch.delitem(presets.PRESETS, "ettrack", raising=False)
+    with pytest.raises(UserError, match="needs the 'ettrack' model preset"):
+        tracker_factory("ettrack")
+    monkeypatch.setitem(presets.PRESETS, "ettrack", presets.Preset("ettrack", "unused:unused", "a stand-in"))
+    monkeypatch.setattr(presets, "MODELS_DIR", tmp_path)
+    with pytest.raises(UserError, match="no shipped weights"):
+        tracker_factory("ettrack")
+    with pytest.raises(UserError, match="does not exist"):
+        tracker_factory("ettrack", str(tmp_path / "missing.h5"))
+    built = []
+    monkeypatch.setattr(presets, "build_model", lambda name, weights: built.append((name, weights)) or MatchingNetwork())
+    weights = tmp_path / "weights.h5"
+    weights.write_bytes(b"")
+    scores, curves = evaluate(load_sequences(data, "otb"), tracker_factory("ettrack", str(weights)))
+    assert built == [("ettrack", str(weights))]  # one network for all sequences
+    assert scores["num_sequences"] == 2 and scores["fps"] > 0 and len(curves["success_curve"]) == 21

@@ -75,13 +75,13 @@ class Tracker:
 
     @classmethod
     def for_network(cls, network, **kwargs):
-        """A tracker at the input sizes ``network`` was built or exported with.
+        """A tracker at the input sizes (and stride, if it says) ``network`` was built or exported with.
 
         Networks with a fixed search input (Keras models built at one size, flatbuffers) cannot take the larger
         search region for small targets, so it is switched off for them.
         """
         template_size, search_size = _input_size(network, "template"), _input_size(network, "search")
-        sizes = {}
+        sizes = {"stride": network.stride} if hasattr(network, "stride") else {}
         if template_size:
             sizes["template_size"] = template_size
         if search_size:
