@@ -39,6 +39,12 @@ PRESETS = {
                "ZippyPoint with every encoder/decoder macro-block Int8 (the search's starting point)",
                kwargs={"config": "int8", "name": "zippypoint_int8"}, accepts_config=True),
         Preset("kp2d", "zippy_tf.keypoints.model:kp2d_baseline", "KP2D, the full-precision baseline"),
+        Preset("ettrack", "zippy_tf.tracking.model:ettrack",
+               "E.T.Track (thesis ch. 4): LT-Mobile backbone, Exemplar Transformer heads; template 127, search 256"),
+        Preset("lighttrack", "zippy_tf.tracking.model:lighttrack",
+               "LightTrack-Mobile: the same tracker with convolutional heads (E.T.Track's baseline)"),
+        Preset("attention", "zippy_tf.tracking.model:attention_tracker",
+               "The same tracker with standard multi-head self-attention transformer heads (baseline)"),
     )
 }
 

@@ -1,0 +1,148 @@
+"""Tracker training: target assignment, losses against numpy, a fit step, checkpoints/resume/NaN, MirroredStrategy."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from zippy_tf._compat import keras, tf
+from zippy_tf.errors import UserError
+from zippy_tf.tracking.losses import assign_targets, classification_loss, iou_loss, tracking_losses
+from zippy_tf.tracking.model import build_tracker_network
+from zippy_tf.tracking.training import TrackerTrainer, fit_tracker, reference_learning_rate
+
+TEMPLATE, SEARCH = 63, 128  # 4×4 template features, 8×8 grid at stride 16
+
+
+def _pairs(count=4, seed=0, nan_from=None):
+    rng = np.random.default_rng(seed)
+    images = {"template": rng.uniform(0, 255, (count, TEMPLATE, TEMPLATE, 3)).astype(np.float32),
+              "search": rng.uniform(0, 255, (count, SEARCH, SEARCH, 3)).astype(np.float32)}
+    corner = rng.uniform(20, 60, (count, 2))
+    boxes = np.concatenate([corner, corner + rng.uniform(20, 50, (count, 2))], axis=1).astype(np.float32)
+    if nan_from is not None:
+        boxes[nan_from:] = np.nan
+    return tf.data.Dataset.from_tensor_slices((images, {"box": boxes}))
+
+
+def test_targets_of_a_hand_made_box():
+    label, reg, weight = assign_targets(tf.constant([[30.0, 40.0, 70.0, 90.0]]), output_size=8, search_size=128)
+    # grid points at 16·j; the centre (50, 65) is nearest cell (row 4, col 3): it and its 4 neighbours are positive
+    positives = set(zip(*np.nonzero(label.numpy()[0, ..., 0])))
+    assert positives == {(4, 3), (3, 3), (5, 3), (4, 2), (4, 4)}
+    inside = set(zip(*np.nonzero(weight.numpy()[0, ..., 0])))
+    assert inside == {(i, j) for i in (3, 4, 5) for j in (2, 3, 4)}  # points 32..64 in x, 48..80 in y
+    np.testing.assert_allclose(reg.numpy()[0, 4, 3], [48 - 30, 64 - 40, 70 - 48, 90 - 64])
+
+
+def test_classification_loss_balances_positives_and_negatives():
+    label = np.zeros((1, 4, 4, 1), np.float32)
+    label[0, 1, 1] = 1
+    logits = np.random.default_rng(0).normal(size=label.shape).astype(np.float32)
+    bce = np.maximum(logits, 0) - logits * label + np.log1p(np.exp(-np.abs(logits)))
+    expected = 0.5 * bce[label == 1].mean() + 0.5 * bce[label == 0].mean()
+    np.testing.assert_allclose(classification_loss(tf.constant(label), tf.constant(logits)).numpy(), [expected],
+                               rtol=1e-5)
+
+
+def test_iou_loss():
+    target = tf.constant([[[[10.0, 20.0, 30.0, 40.0]]]])
+    weight = tf.ones((1, 1, 1, 1))
+    assert float(iou_loss(target, target, weight)[0]) == pytest.approx(0.0, abs=1e-6)
+    half = tf.constant([[[[10.0, 20.0, 0.0, 40.0]]]])  # IoU = 10·60 / (40·60)
+    assert float(iou_loss(target, half, weight)[0]) == pytest.approx(-np.log(601 / 2401), rel=1e-5)
+
+
+def test_losses_stay_finite_for_boxes_partly_outside_the_grid():
+    outputs = {"cls": tf.zeros((1, 8, 8, 1)), "reg": tf.zeros((1, 8, 8, 4))}
+    losses = tracking_losses(tf.constant([[-50.0, -50.0, 10.0, 10.0]]), outputs, search_size=128)
+    assert all(np.isfinite(v.numpy()).all() for v in losses.values())
+
+
+def test_learning_rate_schedule():
+    assert reference_learning_rate(0) == pytest.approx(2e-2)
+    assert reference_learning_rate(5) == pytest.approx(1e-1)
+    assert reference_learning_rate(49) == pytest.approx(2e-4)
+    assert reference_learning_rate(0, epochs=1) == pytest.approx(1e-1)
+
+
+def _trainer(head="conv"):
+    trainer = TrackerTrainer(build_tracker_network(head=head, template_size=TEMPLATE, search_size=SEARCH, ffn_dim=32))
+    trainer.compile(keras.optimizers.SGD(0.01, momentum=0.9))
+    return trainer
+
+
+@pytest.mark.parametrize("head", ["exemplar", "attention"])
+def test_a_fit_step_updates_every_trainable_weight(head):
+    trainer = _trainer(head)
+    before = [w.numpy().copy() for w in trainer.trainable_weights]
+    history = trainer.fit(_pairs().batch(2), epochs=1, steps_per_epoch=1, verbose=0)
+    assert np.isfinite(history.history["loss"][0])
+    unchanged = [w.name for w, b in zip(trainer.trainable_weights, before) if np.array_equal(w.numpy(), b)]
+    assert not unchanged
+
+
+def test_checkpoints_resume_and_nan(tmp_path):
+    output = str(tmp_path)
+    result = fit_tracker(_trainer(), _pairs().batch(2).repeat(), output=output, epochs=1, steps_per_epoch=1,
+                         verbose=0)
+    assert result["epochs_done"] == 1 and os.path.isfile(result["weights"])
+    with pytest.raises(UserError, match="--resume"):
+        fit_tracker(_trainer(), _pairs().batch(2).repeat(), output=output, epochs=2, steps_per_epoch=1, verbose=0)
+    result = fit_tracker(_trainer(), _pairs().batch(2).repeat(), output=output, epochs=2, steps_per_epoch=1,
+                         resume=True, verbose=0)
+    assert result["epochs_done"] == 2 and len(result["history"]["loss"]) == 1  # only epoch 2 ran
+    weights = open(result["weights"], "rb").read()
+    # epoch 3 meets NaN boxes: the run stops, epoch 2's checkpoint and weights stay
+    with pytest.raises(UserError, match="NaN.*epoch 3.*kept"):
+        fit_tracker(_trainer(), _pairs(nan_from=0).batch(2).repeat(), output=output, epochs=3, steps_per_epoch=1,
+                    resume=True, verbose=0)
+    assert open(result["weights"], "rb").read() == weights
+    assert tf.train.latest_checkpoint(os.path.join(output, "checkpoints")).endswith("-2")
+
+
+@pytest.mark.large
+def test_mirrored_strategy_matches_one_device():
+    """Two steps under a two-replica MirroredStrategy (two logical CPUs) equal two steps on one device."""
+    script = os.path.join(os.path.dirname(__file__), "mirrored_equivalence.py")
+    run = subprocess.run([sys.executable, script, "conv"], capture_output=True, text=True, timeout=1800)
+    assert run.returncode == 0, run.stderr[-2000:]
+    result = json.loads(run.stdout.strip().splitlines()[-1])
+    assert result["replicas"] == 2
+    assert result["mirrored_loss"] == pytest.approx(result["single_loss"], rel=1e-4)
+    assert result["weight_diff"] < 1e-2 * result["weight_change"]
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--output", "OUT"], "--data is required"),
+    (["--data", "MISSING", "--output", "OUT"], "does not exist"),
+    (["--data", "DATA", "--output", "OUT", "--format", "vot"], "vot"),
+    (["--data", "DATA", "--output", "OUT/nested/run"], "does not exist"),
+    (["--data", "DATA", "--output", "OUT", "--weights", "MISSING.h5"], "MISSING.h5"),
+])
+def test_cli_bad_input_exits_2_and_writes_nothing(tmp_path, capsys, argv, message):
+    from zippy_tf.cli.main import main
+
+    (tmp_path / "data").mkdir()
+    argv = [a.replace("DATA", str(tmp_path / "data")).replace("OUT", str(tmp_path / "out")) for a in argv]
+    assert main(["train", "ettrack", *argv]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.large
+def test_cli_trains_and_resumes_on_generated_sequences(tmp_path, capsys):
+    from zippy_tf.cli.main import main
+    from zippy_tf.tracking.generate import write_otb_sequences
+
+    write_otb_sequences(str(tmp_path / "data"), 2, 12, seed=0)
+    common = ["train", "lighttrack", "--data", str(tmp_path / "data"), "--output", str(tmp_path / "run"),
+              "--steps_per_epoch", "1", "--batch_size", "2", "--template_size", "63", "--search_size", "128"]
+    assert main([*common, "--epochs", "1"]) == 0
+    assert main([*common, "--epochs", "2", "--resume"]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["epochs_done"] == 2 and os.path.isfile(result["weights"])
+    assert os.listdir(tmp_path / "run" / "logs")

@@ -1,0 +1,77 @@
+"""`zippy-tf train ettrack|lighttrack|attention`: train a Siamese tracker on template/search pairs from sequences."""
+
+from absl import flags
+
+HELP = "Train E.T.Track or a baseline tracker on template/search pairs from OTB / LaSOT / GOT-10k-layout sequences."
+
+
+def define_flags(fv):
+    flags.DEFINE_string("data", None, "folder of training sequences", flag_values=fv)
+    flags.DEFINE_enum("format", "otb", ["otb", "lasot", "got10k"], "layout of --data", flag_values=fv)
+    flags.DEFINE_string("output", None, "run folder: checkpoints/, logs/, weights.h5, history.json", flag_values=fv)
+    flags.DEFINE_integer("epochs", 50, "total epochs (a resumed run continues up to this number)", lower_bound=1,
+                         flag_values=fv)
+    flags.DEFINE_integer("steps_per_epoch", 100, "steps per epoch (pairs are sampled endlessly)", lower_bound=1,
+                         flag_values=fv)
+    flags.DEFINE_integer("batch_size", 32, "pairs per step, over all devices", lower_bound=1, flag_values=fv)
+    flags.DEFINE_float("learning_rate", 0.1, "peak SGD learning rate of the reference schedule (warm-up from a "
+                       "fifth of it over a tenth of the epochs, then log-decay to 1/500 of it)", lower_bound=0.0,
+                       flag_values=fv)
+    flags.DEFINE_boolean("resume", False, "continue from the last checkpoint in --output", flag_values=fv)
+    flags.DEFINE_string("weights", None, "initial weights (.h5) of the same tracker", flag_values=fv)
+    flags.DEFINE_integer("template_size", 127, "template crop side", lower_bound=32, flag_values=fv)
+    flags.DEFINE_integer("search_size", 256, "search crop side", lower_bound=32, flag_values=fv)
+    flags.DEFINE_integer("seed", 0, "seeds the pair sampling and the initial weights", flag_values=fv)
+
+
+def main(fv, args, name):
+    import importlib
+    import os
+
+    from zippy_tf._compat import keras, tf
+    from zippy_tf.cli.common import progress
+    from zippy_tf.errors import UserError
+    from zippy_tf.io import check_output_path, write_json
+    from zippy_tf.presets import get_preset
+    from zippy_tf.tracking.datasets import load_sequences
+    from zippy_tf.tracking.pairs import pair_dataset
+    from zippy_tf.tracking.training import TrackerTrainer, fit_tracker, reference_learning_rate
+
+    if args:
+        raise UserError(f"unexpected arguments {args}; pass options as --flags")
+    for flag in ("data", "output"):
+        if fv[flag].value is None:
+            raise UserError(f"--{flag} is required (see `zippy-tf train {name} --help`)")
+    output = check_output_path(os.path.abspath(fv.output))
+    if fv.weights is not None and not os.path.isfile(fv.weights):
+        raise UserError(f"weights file {fv.weights!r} does not exist; check --weights")
+    sequences = load_sequences(fv.data, fv.format)
+    dataset = pair_dataset(sequences, template_size=fv.template_size, search_size=fv.search_size,
+                           batch_size=fv.batch_size, seed=fv.seed)
+    keras.utils.set_random_seed(fv.seed)
+    strategy = tf.distribute.get_strategy()  # the default; a multi-device run builds under its strategy's scope
+    module, function = get_preset(name).builder.split(":")
+    builder = getattr(importlib.import_module(module), function)
+    with strategy.scope():
+        network = builder(weights=fv.weights, template_size=fv.template_size, search_size=fv.search_size)
+        trainer = TrackerTrainer(network)
+        trainer.compile(keras.optimizers.SGD(fv.learning_rate, momentum=0.9, weight_decay=1e-4))
+    os.makedirs(output, exist_ok=True)
+    progress(f"training {name} on {len(sequences)} {fv.format} sequences from {fv.data}, batch {fv.batch_size}, "
+             f"into {output}")
+    run = fit_tracker(trainer, dataset, output=output, epochs=fv.epochs, steps_per_epoch=fv.steps_per_epoch,
+                      resume=fv.resume,
+                      learning_rate=lambda e: reference_learning_rate(e, epochs=fv.epochs, peak=fv.learning_rate))
+    history = run["history"]
+    write_json(os.path.join(output, "history.json"), history)
+    return {
+        "model": name,
+        "epochs_done": run["epochs_done"],
+        "final": {key: values[-1] for key, values in history.items() if values and key != "lr"},
+        "weights": run["weights"],
+        "checkpoint": run["checkpoint"],
+        "history": os.path.join(output, "history.json"),
+    }
+
+
+__all__ = ["HELP", "define_flags", "main"]
