@@ -83,6 +83,13 @@ def to_unit_square(points, image_size):
     return 2.0 * points / tf.constant([w - 1.0, h - 1.0]) - 1.0
 
 
+def sample_at(feature_map, points, image_size):
+    """Bilinear sampling (``postprocess.sample_descriptors``) at pixel points; a non-finite point samples the
+    corner instead of indexing out of the map, so a diverged network gives a NaN loss, not a crash."""
+    points = tf.where(tf.math.is_finite(points), points, tf.zeros_like(points))
+    return sample_descriptors(feature_map, points, image_size)
+
+
 def _flat(score, location):
     batch = tf.shape(score)[0]
     return tf.reshape(score, [batch, -1]), tf.reshape(location, [batch, -1, 2])
@@ -144,7 +151,7 @@ def score_consistency_loss(target_score_map, geometry):
     r"""Score consistency: $\frac{1}{|V|}\sum_{i \in V} (S^t(H p^s_i) - s^s_i)^2$, the target score map sampled
     bilinearly at the (fixed) warped source keypoints against the source score, over valid points V.
     Returns (B,)."""
-    resampled = sample_descriptors(target_score_map, tf.stop_gradient(geometry.warped), geometry.image_size)
+    resampled = sample_at(target_score_map, tf.stop_gradient(geometry.warped), geometry.image_size)
     return masked_mean(tf.square(resampled[..., 0] - geometry.source_scores), geometry.valid)
 
 
@@ -166,9 +173,9 @@ def descriptor_triplet_loss(source_map, target_map, geometry, distance, *, margi
         (loss, recall), each (B,): recall = share of anchors whose nearest descriptor is their positive.
     """
     anchors = distance.normalize(
-        sample_descriptors(source_map, tf.stop_gradient(geometry.source_points), geometry.image_size))
+        sample_at(source_map, tf.stop_gradient(geometry.source_points), geometry.image_size))
     warped = tf.stop_gradient(geometry.warped)
-    positives = distance.normalize(sample_descriptors(target_map, warped, geometry.image_size))
+    positives = distance.normalize(sample_at(target_map, warped, geometry.image_size))
     d = distance.pairwise(anchors, positives)  # (B, N, N)
     valid = geometry.valid
     apart = tf.reduce_any(tf.abs(warped[:, :, None, :] - warped[:, None, :, :]) > relax_field, axis=-1)
@@ -239,9 +246,9 @@ def outlier_loss(io_net, source, target, geometry, distance, *, top_k=300, inlie
     target_points = tf.gather(geometry.target_points, target_best, batch_dims=1)
     warped = tf.gather(geometry.warped, source_best, batch_dims=1)
     source_descriptors = distance.normalize(
-        sample_descriptors(source["descriptor"], source_points, geometry.image_size))
+        sample_at(source["descriptor"], source_points, geometry.image_size))
     target_descriptors = distance.normalize(
-        sample_descriptors(target["descriptor"], target_points, geometry.image_size))
+        sample_at(target["descriptor"], target_points, geometry.image_size))
     d = distance.pairwise(source_descriptors, target_descriptors)
     nearest = tf.argmin(d, axis=-1, output_type=tf.int32)
     matched = tf.gather(target_points, nearest, batch_dims=1)
@@ -275,5 +282,5 @@ def kp2d_losses(source, target, homography, image_size, distance, io_net=None, *
 __all__ = [
     "KP2D_LOSS_WEIGHTS", "InstanceNormalization", "L2Distance", "PairGeometry", "SoftHammingDistance",
     "descriptor_triplet_loss", "inlier_net", "kp2d_losses", "location_loss", "masked_mean", "outlier_loss",
-    "score_consistency_loss", "score_loss", "to_unit_square", "warp_points",
+    "sample_at", "score_consistency_loss", "score_loss", "to_unit_square", "warp_points",
 ]

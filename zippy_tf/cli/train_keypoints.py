@@ -1,0 +1,68 @@
+"""`zippy-tf train zippypoint|zippypoint-int8|kp2d`: self-supervised KP2D training on a folder of images."""
+
+from absl import flags
+
+HELP = "Train ZippyPoint or KP2D self-supervised on image pairs from a folder of JPEG/PNG images."
+
+
+def define_flags(fv):
+    flags.DEFINE_string("data", None, "folder of .jpg/.png training images (the COCO layout)", flag_values=fv)
+    flags.DEFINE_string("output", None, "run folder: checkpoints/, logs/, weights.h5, history.json", flag_values=fv)
+    flags.DEFINE_integer("epochs", None, "total epochs (a resumed run continues up to this number)", lower_bound=1,
+                         flag_values=fv)
+    flags.DEFINE_integer("batch_size", 8, "pairs per step", lower_bound=1, flag_values=fv)
+    flags.DEFINE_integer("steps_per_epoch", None, "steps per epoch (default: one pass over the images)",
+                         lower_bound=1, flag_values=fv)
+    flags.DEFINE_string("resolution", "320x240", "training WIDTHxHEIGHT, multiples of 8", flag_values=fv)
+    flags.DEFINE_boolean("resume", False, "continue from the last checkpoint in --output", flag_values=fv)
+    flags.DEFINE_string("config", None, "JSON list of macro-blocks (zippypoint family only)", flag_values=fv)
+    flags.DEFINE_string("weights", None, "initial weights (.h5) of the same architecture", flag_values=fv)
+    flags.DEFINE_float("learning_rate", 1e-3, "initial Adam learning rate, halved every 10 epochs", lower_bound=0.0,
+                       flag_values=fv)
+    flags.DEFINE_integer("seed", 0, "seeds the data order, augmentation and initial weights", flag_values=fv)
+    flags.DEFINE_boolean("io_net", True, "train with the IO-Net outlier loss (dropped from the saved weights)",
+                         flag_values=fv)
+
+
+def main(fv, args, name):
+    import os
+
+    from zippy_tf._compat import keras
+    from zippy_tf.cli.common import parse_resolution, progress
+    from zippy_tf.data.image_folder import pair_dataset
+    from zippy_tf.errors import UserError
+    from zippy_tf.io import check_output_path, write_json
+    from zippy_tf.keypoints.training import KeypointTrainer, fit_keypoints
+    from zippy_tf.presets import build_model
+
+    if args:
+        raise UserError(f"unexpected arguments {args}; pass options as --flags")
+    for flag in ("data", "output", "epochs"):
+        if fv[flag].value is None:
+            raise UserError(f"--{flag} is required (see `zippy-tf train {name} --help`)")
+    height, width = parse_resolution(fv.resolution)
+    output = check_output_path(os.path.abspath(fv.output))
+    dataset = pair_dataset(fv.data, height=height, width=width, batch_size=fv.batch_size, seed=fv.seed)
+    if fv.steps_per_epoch is not None:
+        dataset = dataset.repeat()
+    keras.utils.set_random_seed(fv.seed)
+    network = build_model(name, config=fv.config, weights=fv.weights, input_shape=(height, width, 3),
+                          use_shipped_weights=False)
+    trainer = KeypointTrainer(network, binary_descriptors=name != "kp2d", with_io=fv.io_net)
+    trainer.compile(optimizer=keras.optimizers.Adam(fv.learning_rate))
+    os.makedirs(output, exist_ok=True)
+    progress(f"training {name} on {fv.data} at {width}x{height}, batch {fv.batch_size}, into {output}")
+    run = fit_keypoints(trainer, dataset, output=output, epochs=fv.epochs, steps_per_epoch=fv.steps_per_epoch,
+                        resume=fv.resume, learning_rate=fv.learning_rate)
+    history, pairs, seconds = run["history"], run["steps"] * fv.batch_size, run["seconds"]
+    weights = trainer.save_deployable(os.path.join(output, "weights.h5"))
+    write_json(os.path.join(output, "history.json"), history)
+    return {
+        "model": name,
+        "epochs": len(history.get("loss", [])),
+        "final": {key: values[-1] for key, values in history.items() if values and key != "lr"},
+        "seconds": round(seconds, 2),
+        "pairs_per_second": round(pairs / seconds, 3) if pairs else 0.0,
+        "weights": weights,
+        "history": os.path.join(output, "history.json"),
+    }
