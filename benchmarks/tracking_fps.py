@@ -74,6 +74,7 @@ def plot(results, path):
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     figure, axes = plt.subplots(figsize=(6, 4))
     for name, r in results.items():
@@ -83,6 +84,7 @@ def plot(results, path):
             axes.annotate(name, (r["fps"], r["success_auc"]), textcoords="offset points", xytext=(5, 3), fontsize=8)
     axes.set(xscale="log", xlabel=f"full-tracker FPS ({FLAGS.threads} thread, {platform.machine()})",
              ylim=(0, 1), ylabel="success AUC (OPE)", title="Speed vs accuracy on the generated test split")
+    axes.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())  # log-axis minor labels overlap
     axes.grid(alpha=0.3, which="both")
     axes.legend(fontsize=7)
     save_figure(figure, path)
