@@ -6,7 +6,7 @@ import pytest
 from zippy_tf.errors import UserError
 from zippy_tf.tracking.exemplar import ExemplarTransformer
 from zippy_tf.tracking.model import (
-    HEADS, attention_tracker, build_tracker_network, complexity, ettrack, grid_points, lighttrack,
+    HEADS, attention_tracker, build_tracker_network, compare_complexity, ettrack, grid_points, lighttrack,
 )
 
 SMALL = dict(template_size=63, search_size=128, ffn_dim=32)  # 4×4 template features, 8×8 grid
@@ -81,10 +81,14 @@ def test_parameter_counts_match_the_reference(head, params):
 
 
 def test_complexity_reports_params_and_macs():
-    network = build_tracker_network(head="exemplar", **SMALL)
-    report = complexity(network)
-    assert report["params"] < report["params_with_statistics"]
-    assert report["backbone_params"] == 1252656
+    reports = compare_complexity(**SMALL)
+    assert set(reports) == {"ettrack", "lighttrack", "attention"}
+    for name, report in reports.items():
+        assert report["params"] < report["params_with_statistics"]
+        assert report["backbone_params"] == 1252656
+        assert report["template_macs"] > 0
     # the fixed-convolution form costs E× the exemplar convolutions, the mixed-kernel form 1×
-    assert 0 < report["search_macs_mixed_kernels"] < report["search_macs"]
-    assert report["template_macs"] > 0
+    ettrack_report = reports["ettrack"]
+    assert 0 < ettrack_report["search_macs_mixed_kernels"] < ettrack_report["search_macs"]
+    assert reports["lighttrack"]["search_macs_mixed_kernels"] == reports["lighttrack"]["search_macs"]
+    assert reports["lighttrack"]["search_macs"] < ettrack_report["search_macs_mixed_kernels"]
