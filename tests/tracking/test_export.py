@@ -1,0 +1,68 @@
+"""Tracker export: both branches to fp32 and int8 TFLite (builtin ops only); fp32 matches Keras."""
+
+import numpy as np
+import pytest
+
+from zippy_tf.errors import UserError
+from zippy_tf.export import op_census, read_flatbuffer
+from zippy_tf.tracking.export import branch_paths, export_tracker
+from zippy_tf.tracking.model import build_tracker_network
+from zippy_tf.tracking.tracker import FlatbufferNetwork
+
+SMALL = dict(template_size=63, search_size=128, ffn_dim=32)
+
+
+@pytest.fixture(scope="module")
+def networks():
+    return {}
+
+
+def _network(networks, head):
+    if head not in networks:  # one build per head for the whole module
+        networks[head] = build_tracker_network(head=head, **SMALL)
+    return networks[head]
+
+
+def _inputs(seed=0):
+    rng = np.random.default_rng(seed)
+    return (rng.uniform(0, 255, (1, 63, 63, 3)).astype(np.float32),
+            rng.uniform(0, 255, (1, 128, 128, 3)).astype(np.float32))
+
+
+# Conversions are the slow part: the baselines' int8 runs only with --run-large.
+CASES = [("exemplar", "fp32"), ("exemplar", "int8"), ("conv", "fp32"), ("attention", "fp32"),
+         pytest.param("conv", "int8", marks=pytest.mark.large),
+         pytest.param("attention", "int8", marks=pytest.mark.large)]
+
+
+@pytest.mark.parametrize("head,fmt", CASES)
+def test_export_both_branches(networks, tmp_path, head, fmt):
+    network = _network(networks, head)
+    result = export_tracker(network, fmt, str(tmp_path / "tracker.tflite"), calibration_count=2)
+    template_path, search_path = branch_paths(str(tmp_path / "tracker.tflite"))
+    assert result["template"]["path"].endswith("tracker_template.tflite")
+    ops = {**result["template"]["ops"], **result["search"]["ops"]}
+    assert not [op for op in ops if op.startswith("Lce") or op in ("CUSTOM", "FlexEinsum", "GATHER")]
+    runner = FlatbufferNetwork(read_flatbuffer(template_path), read_flatbuffer(search_path))
+    template, search = _inputs()
+    features = runner.template_net(template)
+    outputs = runner.search_net([search, features])
+    assert outputs["cls"].shape == (1, 8, 8, 1) and outputs["reg"].shape == (1, 8, 8, 4)
+    if fmt == "int8":
+        for path in (template_path, search_path):  # full-integer kernels, float I/O
+            assert set(op_census(read_flatbuffer(path))["op_types"]["CONV_2D"]) == {"int8"}
+        return
+    expected_features = network.template_net(template).numpy()
+    expected = network.search_net([search, expected_features])
+    np.testing.assert_allclose(features, expected_features, atol=1e-4)
+    assert np.abs(features - expected_features).max() <= 1e-4 * np.abs(expected_features).max()
+    for key in ("cls", "reg"):
+        want = expected[key].numpy()
+        np.testing.assert_allclose(outputs[key], want, atol=1e-4)
+        assert np.abs(outputs[key] - want).max() <= 1e-4 * max(np.abs(want).max(), 1e-6)
+
+
+def test_lce_is_refused(networks, tmp_path):
+    with pytest.raises(UserError, match="fp32 or --format int8"):
+        export_tracker(_network(networks, "conv"), "lce", str(tmp_path / "t.tflite"))
+    assert not list(tmp_path.iterdir())

@@ -1,0 +1,83 @@
+"""Exporting a tracker: the template branch and the search branch as two TFLite flatbuffers.
+
+The search branch has two inputs (search image, template features), which ``zippy_tf.export.convert`` cannot
+calibrate for int8 (its representative data feeds one input), so it is converted here with representative pairs:
+photo crops for the search image and the template branch's features of other crops.
+"""
+
+import os
+
+from zippy_tf._compat import tf
+from zippy_tf.errors import UserError
+from zippy_tf.export import convert, op_census
+from zippy_tf.io import atomic_write, check_output_path
+
+TRACKER_FORMATS = ("fp32", "int8")
+
+
+def _calibration(network, count):
+    from zippy_tf.data.photos import calibration_images
+
+    template_size = network.template_net.inputs[0].shape[1]
+    search_size = network.search_net.inputs[0].shape[1]
+    templates = calibration_images(template_size, template_size, count)
+    searches = calibration_images(search_size, search_size, count)
+    features = network.template_net.predict(templates, batch_size=1, verbose=0)
+    return templates, [searches, features[::-1]]  # features of other photos: calibrate off-target pairs too
+
+
+def convert_search_branch(network, fmt, *, representative_pairs=None, calibration_count=8):
+    """The search branch as flatbuffer bytes; int8 is calibrated on [search images, template features] pairs."""
+    converter = tf.lite.TFLiteConverter.from_keras_model(network.search_net)
+    if fmt == "int8":
+        searches, features = representative_pairs or _calibration(network, calibration_count)[1]
+        searches, features = tf.convert_to_tensor(searches, tf.float32), tf.convert_to_tensor(features, tf.float32)
+
+        def generate():
+            for i in range(searches.shape[0]):
+                yield [searches[i : i + 1], features[i : i + 1]]
+
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = generate
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    return converter.convert()
+
+
+def branch_paths(output_path):
+    """``out/ettrack.tflite`` → (``out/ettrack_template.tflite``, ``out/ettrack_search.tflite``)."""
+    stem = output_path[: -len(".tflite")] if output_path.endswith(".tflite") else output_path
+    return f"{stem}_template.tflite", f"{stem}_search.tflite"
+
+
+def export_tracker(network, fmt, output_path, *, calibration_count=8):
+    """Converts both branches of a :class:`~zippy_tf.tracking.model.TrackerNetwork` and writes two flatbuffers.
+
+    Args:
+        network: the tracker (its input sizes are baked into the flatbuffers).
+        fmt: "fp32" or "int8" (full-integer kernels, float32 inputs and outputs).
+        output_path: ``<stem>.tflite``; writes ``<stem>_template.tflite`` and ``<stem>_search.tflite``. Both are
+            converted before either is written, so a failed conversion leaves nothing behind.
+        calibration_count: photos used to calibrate int8 ranges.
+
+    Returns:
+        ``{"format", "template", "search"}`` with, per branch, its ``path``, ``size_bytes`` and ``ops`` census.
+        ``zippy_tf.tracking.tracker.FlatbufferNetwork`` runs the pair like the Keras network.
+    """
+    if fmt not in TRACKER_FORMATS:
+        raise UserError(f"a tracker exports as {' or '.join(TRACKER_FORMATS)}, not {fmt!r}: it has no binary layers "
+                        "for LCE; pass --format fp32 or --format int8")
+    paths = branch_paths(output_path)
+    for path in paths:
+        check_output_path(path)
+    templates, pairs = _calibration(network, calibration_count) if fmt == "int8" else (None, None)
+    data = (convert(network.template_net, fmt, representative_data=templates),
+            convert_search_branch(network, fmt, representative_pairs=pairs))
+    result = {"format": fmt}
+    for branch, path, flatbuffer in zip(("template", "search"), paths, data):
+        atomic_write(path, flatbuffer)
+        result[branch] = {"path": os.path.abspath(path), "size_bytes": len(flatbuffer),
+                          "ops": op_census(flatbuffer)["ops"]}
+    return result
+
+
+__all__ = ["TRACKER_FORMATS", "branch_paths", "convert_search_branch", "export_tracker"]
