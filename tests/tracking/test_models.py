@@ -6,7 +6,7 @@ import pytest
 from zippy_tf.errors import UserError
 from zippy_tf.tracking.exemplar import ExemplarTransformer
 from zippy_tf.tracking.model import (
-    HEADS, attention_tracker, build_tracker_network, compare_complexity, ettrack, grid_points, lighttrack,
+    HEADS, attention_tracker, build_tracker_network, complexity, ettrack, grid_points, lighttrack,
 )
 
 SMALL = dict(template_size=63, search_size=128, ffn_dim=32)  # 4×4 template features, 8×8 grid
@@ -18,9 +18,19 @@ def _pair(template_size=63, search_size=128, seed=0):
             rng.uniform(0, 255, (2, search_size, search_size, 3)).astype(np.float32))
 
 
+BUILDERS = {"exemplar": ettrack, "conv": lighttrack, "attention": attention_tracker}
+
+
+@pytest.fixture(scope="module")
+def networks():
+    """One small network per head for the whole module (building is the slow part)."""
+    return {head: builder(**SMALL) for head, builder in BUILDERS.items()}
+
+
 @pytest.mark.parametrize("head", HEADS)
-def test_branches_have_the_agreed_interface(head):
-    network = build_tracker_network(head=head, **SMALL)
+def test_branches_have_the_agreed_interface(networks, head):
+    network = networks[head]
+    assert network.config["head"] == head and network.config["search_size"] == 128
     template, search = _pair()
     features = network.template_net(template)
     outputs = network.search_net([search, features])
@@ -36,14 +46,8 @@ def test_branches_have_the_agreed_interface(head):
     assert len(layers) == (10 if head == "exemplar" else 0)  # 4 in cls, 6 in reg; first/last modules stay convs
 
 
-@pytest.mark.parametrize("builder,head", [(ettrack, "exemplar"), (lighttrack, "conv"), (attention_tracker, "attention")])
-def test_convenience_builders(builder, head):
-    network = builder(**SMALL)
-    assert network.config["head"] == head and network.config["search_size"] == 128
-
-
-def test_weights_round_trip(tmp_path):
-    network = ettrack(**SMALL)
+def test_weights_round_trip(networks, tmp_path):
+    network = networks["exemplar"]
     path = str(tmp_path / "tracker.h5")
     network.save_weights(path)
     loaded = ettrack(weights=path, **SMALL)
@@ -80,9 +84,9 @@ def test_parameter_counts_match_the_reference(head, params):
     assert abs(network.template_net.get_layer("backbone").count_params() - 1.2684e6) < 1e3  # with BN statistics
 
 
-def test_complexity_reports_params_and_macs():
-    reports = compare_complexity(**SMALL)
-    assert set(reports) == {"ettrack", "lighttrack", "attention"}
+def test_complexity_reports_params_and_macs(networks):
+    reports = {name: complexity(networks[head]) for head, name in
+               (("exemplar", "ettrack"), ("conv", "lighttrack"), ("attention", "attention"))}
     for name, report in reports.items():
         assert report["params"] < report["params_with_statistics"]
         assert report["backbone_params"] == 1252656

@@ -49,7 +49,9 @@ def main(fv, args, name):
     dataset = pair_dataset(sequences, template_size=fv.template_size, search_size=fv.search_size,
                            batch_size=fv.batch_size, seed=fv.seed)
     keras.utils.set_random_seed(fv.seed)
-    strategy = tf.distribute.get_strategy()  # the default; a multi-device run builds under its strategy's scope
+    # several GPUs: one replica each, the batch split between them (losses and BatchNorm are global-batch exact)
+    gpus = tf.config.list_logical_devices("GPU")
+    strategy = tf.distribute.MirroredStrategy() if len(gpus) > 1 else tf.distribute.get_strategy()
     module, function = get_preset(name).builder.split(":")
     builder = getattr(importlib.import_module(module), function)
     with strategy.scope():
@@ -57,8 +59,8 @@ def main(fv, args, name):
         trainer = TrackerTrainer(network)
         trainer.compile(keras.optimizers.SGD(fv.learning_rate, momentum=0.9, weight_decay=1e-4))
     os.makedirs(output, exist_ok=True)
-    progress(f"training {name} on {len(sequences)} {fv.format} sequences from {fv.data}, batch {fv.batch_size}, "
-             f"into {output}")
+    progress(f"training {name} on {len(sequences)} {fv.format} sequences from {fv.data}, batch {fv.batch_size} "
+             f"over {strategy.num_replicas_in_sync} replica(s), into {output}")
     run = fit_tracker(trainer, dataset, output=output, epochs=fv.epochs, steps_per_epoch=fv.steps_per_epoch,
                       resume=fv.resume,
                       learning_rate=lambda e: reference_learning_rate(e, epochs=fv.epochs, peak=fv.learning_rate))
