@@ -54,9 +54,9 @@ class SoftHammingDistance:
     ``logit_scale`` multiplies the logits before the projection. The reference projects the raw logits (scale
     1, the default). At initialisation those are small (std ≈ 0.5), so the soft descriptors are nearly uniform
     (≈ k/M) and all pairwise distances lie within ±0.02 of $2 - 2k/M$, far inside the margin; a scale of 8
-    spreads them as widely as KP2D's L2 distances. In short smoke runs (100-200 steps at 160×120) neither scale raised the
-    descriptor recall, so the default stays the reference's. The hard top-k used at inference ignores any
-    positive scale: the deployed descriptors do not depend on it.
+    spreads them as widely as KP2D's L2 distances. In short smoke runs (100-200 steps at 160×120) neither
+    scale raised the descriptor recall, so the default stays the reference's. The hard top-k used at inference
+    ignores any positive scale: the deployed descriptors do not depend on it.
 
     Args:
         k: ones per descriptor (64 of 256 in ZippyPoint).
