@@ -86,19 +86,18 @@ def test_a_fit_step_updates_every_trainable_weight(head):
 
 
 def test_checkpoints_resume_and_nan(tmp_path):
-    output = str(tmp_path)
-    result = fit_tracker(_trainer(), _pairs().batch(2).repeat(), output=output, epochs=1, steps_per_epoch=1,
-                         verbose=0)
+    output, trainer = str(tmp_path), _trainer()  # one trainer: each run restores its state from the checkpoint
+    result = fit_tracker(trainer, _pairs().batch(2).repeat(), output=output, epochs=1, steps_per_epoch=1, verbose=0)
     assert result["epochs_done"] == 1 and os.path.isfile(result["weights"])
     with pytest.raises(UserError, match="--resume"):
-        fit_tracker(_trainer(), _pairs().batch(2).repeat(), output=output, epochs=2, steps_per_epoch=1, verbose=0)
-    result = fit_tracker(_trainer(), _pairs().batch(2).repeat(), output=output, epochs=2, steps_per_epoch=1,
+        fit_tracker(trainer, _pairs().batch(2).repeat(), output=output, epochs=2, steps_per_epoch=1, verbose=0)
+    result = fit_tracker(trainer, _pairs().batch(2).repeat(), output=output, epochs=2, steps_per_epoch=1,
                          resume=True, verbose=0)
     assert result["epochs_done"] == 2 and len(result["history"]["loss"]) == 1  # only epoch 2 ran
     weights = open(result["weights"], "rb").read()
     # epoch 3 meets NaN boxes: the run stops, epoch 2's checkpoint and weights stay
     with pytest.raises(UserError, match="NaN.*epoch 3.*kept"):
-        fit_tracker(_trainer(), _pairs(nan_from=0).batch(2).repeat(), output=output, epochs=3, steps_per_epoch=1,
+        fit_tracker(trainer, _pairs(nan_from=0).batch(2).repeat(), output=output, epochs=3, steps_per_epoch=1,
                     resume=True, verbose=0)
     assert open(result["weights"], "rb").read() == weights
     assert tf.train.latest_checkpoint(os.path.join(output, "checkpoints")).endswith("-2")
