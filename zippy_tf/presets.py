@@ -22,6 +22,7 @@ class Preset:
     description: str
     kwargs: dict = dataclasses.field(default_factory=dict)
     accepts_config: bool = False  # whether --config (a JSON list of macro-blocks) applies
+    task: str = "keypoints"  # "tracking" presets build a TrackerNetwork (template + search branches)
 
     @property
     def shipped_weights(self):
@@ -40,11 +41,14 @@ PRESETS = {
                kwargs={"config": "int8", "name": "zippypoint_int8"}, accepts_config=True),
         Preset("kp2d", "zippy_tf.keypoints.model:kp2d_baseline", "KP2D, the full-precision baseline"),
         Preset("ettrack", "zippy_tf.tracking.model:ettrack",
-               "E.T.Track (thesis ch. 4): LT-Mobile backbone, Exemplar Transformer heads; template 127, search 256"),
+               "E.T.Track (thesis ch. 4): LT-Mobile backbone, Exemplar Transformer heads; template 127, search 256",
+               task="tracking"),
         Preset("lighttrack", "zippy_tf.tracking.model:lighttrack",
-               "LightTrack-Mobile: the same tracker with convolutional heads (E.T.Track's baseline)"),
+               "LightTrack-Mobile: the same tracker with convolutional heads (E.T.Track's baseline)",
+               task="tracking"),
         Preset("attention", "zippy_tf.tracking.model:attention_tracker",
-               "The same tracker with standard multi-head self-attention transformer heads (baseline)"),
+               "The same tracker with standard multi-head self-attention transformer heads (baseline)",
+               task="tracking"),
     )
 }
 
@@ -63,7 +67,7 @@ def build_model(name, *, config=None, weights=None, input_shape=None, use_shippe
         if not preset.accepts_config:
             raise UserError(f"model {name!r} does not take --config; use zippypoint or zippypoint-int8")
         kwargs["config"] = config
-    if input_shape is not None:
+    if input_shape is not None and preset.task != "tracking":  # trackers have fixed template/search sizes
         kwargs["input_shape"] = tuple(input_shape)
     if weights is None and use_shipped_weights and config is None:
         weights = preset.shipped_weights

@@ -88,3 +88,14 @@ def test_bad_input_one_line_exit_2_no_output(tmp_path, args, message):
     assert message in error_line(err)
     assert not (tmp_path / "x.tflite").exists()
     assert not [p for p in os.listdir(tmp_path) if p.startswith(".tmp-")]
+
+
+def test_export_tracker_writes_template_and_search_branches(tmp_path):
+    code, out, err = run("export", "--model", "lighttrack", "--format", "fp32", "--output", str(tmp_path / "lt.tflite"))
+    assert code == 0, err
+    result = json.loads(out)
+    for branch in ("template", "search"):
+        assert os.path.getsize(result[branch]["path"]) == result[branch]["size_bytes"] > 0
+    assert sorted(os.listdir(tmp_path)) == ["lt_search.tflite", "lt_template.tflite"]
+    code, out, err = run("export", "--model", "lighttrack", "--format", "lce", "--output", str(tmp_path / "x.tflite"))
+    assert code == 2 and "fp32 or int8" in error_line(err) and not (tmp_path / "x_search.tflite").exists()

@@ -20,4 +20,8 @@ def main(fv, args, name):
 
     if fv.list:
         return {"models": {n: p.description for n, p in PRESETS.items()}}
+    if fv.model in PRESETS and PRESETS[fv.model].task == "tracking":
+        from zippy_tf.tracking.model import complexity
+
+        return {"model": fv.model, **complexity(build_from_flags(fv))}
     return {"model": fv.model, "resolution": fv.resolution, **analytic_cost(build_from_flags(fv), fv.format)}
