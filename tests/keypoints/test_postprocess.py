@@ -61,3 +61,11 @@ def test_kp2d_detector_gives_unit_float_descriptors(photos):
     out = ZippyPoint(kp2d_baseline(input_shape=(64, 96, 3)), top_k=20, binary=False)(photos[:2])
     assert out["descriptors"].shape == (2, 20, 256)
     np.testing.assert_allclose(np.linalg.norm(out["descriptors"], axis=-1), 1.0, atol=1e-5)
+
+
+@pytest.mark.parametrize("shape,message", [((61, 96, 3), "use .detect"), ((1, 60, 96, 3), "multiple of 8"),
+                                           ((1, 64, 96, 1), "use .detect")])
+def test_detector_rejects_bad_image_shapes(shape, message):
+    detector = ZippyPoint(zippypoint(input_shape=(None, None, 3)), top_k=5)
+    with pytest.raises(UserError, match=message):
+        detector(np.zeros(shape, np.float32))

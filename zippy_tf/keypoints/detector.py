@@ -3,6 +3,7 @@
 import numpy as np
 
 from zippy_tf._compat import keras, tf
+from zippy_tf.errors import UserError
 from zippy_tf.keypoints.postprocess import describe, pad_image
 
 
@@ -30,6 +31,13 @@ class ZippyPoint(keras.Model):
         self.k = k
 
     def call(self, images, training=False):
+        shape = images.shape
+        if shape.rank != 4 or shape[-1] != 3:
+            raise UserError(f"expected images of shape (B, H, W, 3), got {tuple(shape)}; use .detect(image) for one "
+                            "(H, W, 3) image")
+        if any(d is not None and d % 8 for d in shape[1:3]):
+            raise UserError(f"image size {shape[1]}x{shape[2]} is not a multiple of 8; pad it with "
+                            "zippy_tf.keypoints.postprocess.pad_image or call .detect(image), which pads")
         dense = self.network(images, training=False) if isinstance(self.network, keras.Model) else self.network(
             images)
         return describe(dense, tf.shape(images)[1:3], top_k=self.top_k, binary=self.binary, k=self.k)
