@@ -1,5 +1,6 @@
 """File helpers shared by every method: atomic writes and friendly reads."""
 
+import contextlib
 import json
 import os
 import tempfile
@@ -15,20 +16,26 @@ def check_output_path(path):
     return path
 
 
-def atomic_write(path, data):
-    """Writes ``data`` (bytes or str) to ``path`` via a temporary file and a rename: never a half-written file."""
+@contextlib.contextmanager
+def atomic_path(path):
+    """Yields a temporary path beside ``path``; when the block succeeds it is renamed to ``path``, otherwise
+    removed. Whatever writes to it (``f.write``, ``model.save_weights``) never leaves a half-written file."""
     check_output_path(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    mode = "wb" if isinstance(data, (bytes, bytearray)) else "w"
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=os.path.basename(path))
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), prefix=".tmp-",
+                               suffix=os.path.basename(path))
+    os.close(fd)
     try:
-        with os.fdopen(fd, mode) as f:
-            f.write(data)
+        yield tmp
         os.replace(tmp, path)
-    except BaseException:
+    finally:
         if os.path.exists(tmp):
             os.remove(tmp)
-        raise
+
+
+def atomic_write(path, data):
+    """Writes ``data`` (bytes or str) to ``path`` via a temporary file and a rename: never a half-written file."""
+    with atomic_path(path) as tmp, open(tmp, "wb" if isinstance(data, (bytes, bytearray)) else "w") as f:
+        f.write(data)
     return path
 
 
@@ -46,4 +53,4 @@ def read_json(path, what="JSON file"):
         raise UserError(f"{what} {path!r} is not valid JSON ({e.msg} at line {e.lineno}); fix or regenerate it")
 
 
-__all__ = ["atomic_write", "check_output_path", "read_json", "write_json"]
+__all__ = ["atomic_path", "atomic_write", "check_output_path", "read_json", "write_json"]

@@ -11,12 +11,11 @@ import json
 import math
 import os
 import sys
-import tempfile
 import time
 
 from zippy_tf._compat import keras, tf
 from zippy_tf.errors import UserError
-from zippy_tf.io import write_json
+from zippy_tf.io import atomic_path, write_json
 from zippy_tf.keypoints.losses import KP2D_LOSS_WEIGHTS, L2Distance, SoftHammingDistance, inlier_net, kp2d_losses
 
 LOSS_TERMS = tuple(KP2D_LOSS_WEIGHTS)
@@ -127,15 +126,8 @@ class KeypointTrainer(keras.Model):
 
     def save_deployable(self, path):
         """Saves the dense network's weights only (.h5, atomically); the IO-Net is a training-time head."""
-        folder = os.path.dirname(os.path.abspath(path))
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".h5")
-        os.close(fd)
-        try:
+        with atomic_path(path) as tmp:
             self.network.save_weights(tmp)
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
         return path
 
 

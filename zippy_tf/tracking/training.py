@@ -11,12 +11,12 @@ import contextlib
 import math
 import os
 import sys
-import tempfile
 
 import numpy as np
 
 from zippy_tf._compat import keras, tf
 from zippy_tf.errors import UserError
+from zippy_tf.io import atomic_path
 from zippy_tf.tracking.losses import tracking_losses
 
 LOSS_NAMES = ("loss", "cls_loss", "reg_loss")
@@ -115,14 +115,8 @@ class _EpochGuard(keras.callbacks.Callback):
 
 def save_tracker_weights(network, path):
     """Writes ``network``'s weights to ``path`` (.h5) via a temporary file: a crash never leaves half a file."""
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), prefix=".tmp-", suffix=".h5")
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         network.save_weights(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
     return path
 
 
