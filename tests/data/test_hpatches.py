@@ -99,3 +99,16 @@ def test_tfds_builder(root, tmp_path):
     stored = by_key[(pair["sequence"], pair["index"])]
     np.testing.assert_array_equal(stored["image1"][..., ::-1], pair["image1"])
     np.testing.assert_allclose(stored["homography"], pair["homography"])
+
+
+def test_heldout_set_uses_only_the_heldout_photos(tmp_path):
+    from zippy_tf.data.photos import HELDOUT_PHOTOS, PHOTOS, load_heldout_photo
+
+    root = write_hpatches_like(str(tmp_path / "heldout"), num_sequences=6, seed=0, height=96, width=128,
+                               heldout=True)
+    names = sorted(os.listdir(root))
+    assert {n[2:].rsplit("_", 1)[0] for n in names} == set(HELDOUT_PHOTOS)
+    assert not set(HELDOUT_PHOTOS) & set(PHOTOS)
+    for name in HELDOUT_PHOTOS:
+        photo = load_heldout_photo(name)
+        assert photo.dtype == np.uint8 and photo.ndim == 3 and photo.shape[2] == 3 and min(photo.shape[:2]) >= 400

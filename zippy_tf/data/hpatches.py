@@ -14,7 +14,7 @@ import numpy as np
 from zippy_tf.data.augment import colour_jitter, sample_shared_photometric
 from zippy_tf.data.homography import sample_homography, scale_matrix, warp_image
 from zippy_tf.data.image_folder import new_folder, random_crop, read_image
-from zippy_tf.data.photos import PHOTOS, load_photo
+from zippy_tf.data.photos import HELDOUT_PHOTOS, PHOTOS, load_heldout_photo, load_photo
 from zippy_tf.errors import UserError
 
 NUM_IMAGES = 6
@@ -132,8 +132,10 @@ def _illumination_images(rng, image1):
     return out
 
 
-def write_hpatches_like(root, num_sequences=8, seed=0, *, height=480, width=640):
-    """Writes an HPatches-layout test set generated from the scikit-image photographs into a new folder ``root``.
+def write_hpatches_like(root, num_sequences=8, seed=0, *, height=480, width=640, heldout=False):
+    """Writes an HPatches-layout test set generated from the scikit-image photographs into a new folder ``root``;
+    with ``heldout=True``, from the held-out photographs of scikit-learn and matplotlib instead (a final test set
+    of photos no training or tuning ever saw).
 
     Sequences alternate between viewpoint (``v_<photo>``: sampled homographies of growing strength) and
     illumination (``i_<photo>``: photometric changes, identity homographies). Images are binary .ppm files and
@@ -144,13 +146,14 @@ def write_hpatches_like(root, num_sequences=8, seed=0, *, height=480, width=640)
         ``root``.
     """
     rng = np.random.default_rng(seed)
+    photos, load = (HELDOUT_PHOTOS, load_heldout_photo) if heldout else (PHOTOS, load_photo)
     with new_folder(root) as partial:
         for index in range(num_sequences):
-            photo = PHOTOS[(index // 2) % len(PHOTOS)]
+            photo = photos[(index // 2) % len(photos)]
             kind, make = (("v_", _viewpoint_images), ("i_", _illumination_images))[index % 2]
             folder = os.path.join(partial, f"{kind}{photo}_{index:03d}")
             os.mkdir(folder)
-            image1 = random_crop(rng, load_photo(photo), height, width, min_fraction=0.6)
+            image1 = random_crop(rng, load(photo), height, width, min_fraction=0.6)
             cv2.imwrite(os.path.join(folder, "1.ppm"), image1)
             for k, (image, homography) in enumerate(make(rng, image1), start=2):
                 cv2.imwrite(os.path.join(folder, f"{k}.ppm"), image)
