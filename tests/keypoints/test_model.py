@@ -5,7 +5,7 @@ import pytest
 from zippy_tf._compat import keras
 from zippy_tf.errors import UserError
 from zippy_tf.keypoints.configs import KP2D, ZIPPYPOINT, ZIPPYPOINT_INT8, with_precisions
-from zippy_tf.keypoints.model import kp2d_baseline, zippypoint
+from zippy_tf.keypoints.model import kp2d_baseline, load_matching_layers, zippypoint
 from zippy_tf.quantization.cost import analytic_cost
 from zippy_tf.quantization.macro_block import blocks_to_json
 
@@ -90,3 +90,25 @@ def test_weights_of_another_architecture_are_refused(tmp_path):
     kp2d_baseline(input_shape=SHAPE).save_weights(tmp_path / "kp2d.h5")
     with pytest.raises(UserError, match="do not fit"):
         zippypoint(input_shape=SHAPE, weights=str(tmp_path / "kp2d.h5"))
+
+
+def test_matching_layers_start_a_binarised_config_from_its_int8_parent(tmp_path):
+    parent = zippypoint(config="int8", input_shape=SHAPE)
+    parent.save_weights(tmp_path / "int8.h5")
+    child = zippypoint(input_shape=SHAPE)
+    before = {layer.name: layer.get_weights() for layer in child.layers}
+    loaded = load_matching_layers(child, str(tmp_path / "int8.h5"))
+    assert "stem_0_conv" in loaded and "decoder_desc_c_conv" in loaded
+    assert "stage1_0_bconv" not in loaded  # binary in the child only
+    for layer in child.layers:
+        source = parent.get_layer(layer.name).get_weights() if layer.name in loaded else before[layer.name]
+        for got, want in zip(layer.get_weights(), source):
+            np.testing.assert_array_equal(got, want)
+
+
+def test_matching_layers_refuse_weights_of_another_family(tmp_path):
+    keras.Sequential([keras.layers.Dense(2, name="unrelated", input_shape=(3,))]).save_weights(tmp_path / "x.h5")
+    with pytest.raises(UserError, match="no layer"):
+        load_matching_layers(zippypoint(input_shape=SHAPE), str(tmp_path / "x.h5"))
+    with pytest.raises(UserError, match="not an .h5"):
+        load_matching_layers(zippypoint(input_shape=SHAPE), str(tmp_path / "missing.h5"))

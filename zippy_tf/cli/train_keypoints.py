@@ -17,6 +17,9 @@ def define_flags(fv):
     flags.DEFINE_boolean("resume", False, "continue from the last checkpoint in --output", flag_values=fv)
     flags.DEFINE_string("config", None, "JSON list of macro-blocks (zippypoint family only)", flag_values=fv)
     flags.DEFINE_string("weights", None, "initial weights (.h5) of the same architecture", flag_values=fv)
+    flags.DEFINE_string("init_from", None, "weights (.h5) of another config of the same family: every layer whose "
+                        "name and shape match starts from them (e.g. binarise a trained all-Int8 network)",
+                        flag_values=fv)
     flags.DEFINE_float("learning_rate", 1e-3, "initial Adam learning rate, halved every 10 epochs", lower_bound=0.0,
                        flag_values=fv)
     flags.DEFINE_integer("seed", 0, "seeds the data order, augmentation and initial weights", flag_values=fv)
@@ -32,6 +35,7 @@ def main(fv, args, name):
     from zippy_tf.data.image_folder import pair_dataset
     from zippy_tf.errors import UserError
     from zippy_tf.io import check_output_path, write_json
+    from zippy_tf.keypoints.model import load_matching_layers
     from zippy_tf.keypoints.training import KeypointTrainer, fit_keypoints
     from zippy_tf.presets import build_model
 
@@ -48,6 +52,10 @@ def main(fv, args, name):
     keras.utils.set_random_seed(fv.seed)
     network = build_model(name, config=fv.config, weights=fv.weights, input_shape=(height, width, 3),
                           use_shipped_weights=False)
+    if fv.init_from is not None:
+        if fv.weights is not None:
+            raise UserError("pass --weights (same architecture) or --init_from (matching layers), not both")
+        load_matching_layers(network, fv.init_from)
     trainer = KeypointTrainer(network, binary_descriptors=name != "kp2d", with_io=fv.io_net)
     trainer.compile(optimizer=keras.optimizers.Adam(fv.learning_rate))
     os.makedirs(output, exist_ok=True)

@@ -120,4 +120,29 @@ def load_weights(model, weights):
     return model
 
 
-__all__ = ["as_blocks", "keypoint_network", "kp2d_baseline", "load_weights", "zippypoint"]
+def load_matching_layers(model, weights):
+    """Loads the layers of ``weights`` (.h5) whose name and weight shapes match a layer of ``model``; the others
+    keep their initial values. Returns the names of the layers loaded.
+
+    The start of a precision change: a block switched from Int8 to Bin-R keeps its BN and residual layers' names,
+    so it starts from the trained parent wherever the shapes agree.
+    """
+    import h5py
+
+    if not os.path.isfile(weights) or not h5py.is_hdf5(weights):
+        raise UserError(f"weights file {weights!r} is not an .h5 file; pass weights saved by `zippy-tf train`")
+    loaded = []
+    with h5py.File(weights, "r") as f:
+        for layer in model.layers:
+            if not layer.weights or layer.name not in f:
+                continue
+            group = f[layer.name]
+            stored = [group[n.decode() if isinstance(n, bytes) else n][()] for n in group.attrs["weight_names"]]
+            if [w.shape for w in stored] == [tuple(w.shape) for w in layer.weights]:
+                layer.set_weights(stored)
+                loaded.append(layer.name)
+    if not loaded:
+        raise UserError(f"no layer of {weights!r} matches model {model.name!r}; pass weights of the same family")
+    return loaded
+
+__all__ = ["as_blocks", "keypoint_network", "kp2d_baseline", "load_matching_layers", "load_weights", "zippypoint"]
