@@ -12,6 +12,7 @@ SHAPE = (2, 6, 6, 16)  # small maps: the layers are shape-agnostic
 LAYERS = [
     (ExemplarAttention, dict(kernel_size=5, num_exemplars=4, query_dim=8)),
     (ExemplarTransformer, dict(kernel_size=3, num_exemplars=2, query_dim=8, ffn_dim=24, dropout=0.0)),
+    (ExemplarTransformer, dict(kernel_size=3, num_exemplars=2, query_dim=8, ffn_dim=24, pointwise_form="conv_sum")),
     (SelfAttention, dict(num_heads=4)),
     (SelfAttentionTransformer, dict(num_heads=2, ffn_dim=24)),
     (ChannelAttention, dict(ratio=0.25, divisor=8, gate="hard_sigmoid")),
@@ -35,11 +36,14 @@ def _randomize_batch_norms(layer, seed=1):
 
 @pytest.mark.parametrize("training", [False, True])
 @pytest.mark.parametrize("kernel_size,num_exemplars", [(3, 4), (5, 4), (3, 1)])
+@pytest.mark.parametrize("pointwise_form", ["matmul", "conv_sum"])
 @pytest.mark.parametrize("cls", [ExemplarAttention, ExemplarTransformer])
-def test_exemplar_forms_agree(cls, kernel_size, num_exemplars, training):
-    """Σ_e a_e conv(X, V_e) (export form) equals conv(X, Σ_e a_e V_e) (thesis Eq. 4.6) per sample."""
+def test_exemplar_forms_agree(cls, pointwise_form, kernel_size, num_exemplars, training):
+    """The export forms (Σ_e a_e conv(X, V_e) depthwise; mixed-kernel matmul or output sum pointwise) equal
+    conv(X, Σ_e a_e V_e) (thesis Eq. 4.6) per sample."""
     kwargs = dict(ffn_dim=24, dropout=0.0) if cls is ExemplarTransformer else {}
-    layer = cls(kernel_size=kernel_size, num_exemplars=num_exemplars, query_dim=8, temperature=0.5, **kwargs)
+    layer = cls(kernel_size=kernel_size, num_exemplars=num_exemplars, query_dim=8, temperature=0.5,
+                pointwise_form=pointwise_form, **kwargs)
     x = _noise(SHAPE)
     layer(x)
     _randomize_batch_norms(layer)
@@ -47,6 +51,21 @@ def test_exemplar_forms_agree(cls, kernel_size, num_exemplars, training):
     mixed = layer(x, training=training, mix_kernels=True).numpy()
     assert np.abs(fixed - mixed).max() <= 1e-5
     assert np.abs(fixed).max() > 1e-2  # not trivially zero
+
+
+def test_pointwise_forms_share_the_weight_layout():
+    """Weights saved by the output-sum form (earlier checkpoints) load into the matmul form and give its outputs."""
+    x = _noise(SHAPE)
+    old, new = (ExemplarTransformer(kernel_size=5, num_exemplars=4, query_dim=8, ffn_dim=24, pointwise_form=form)
+                for form in ("conv_sum", "matmul"))
+    old(x), new(x)
+    layout = lambda layer: [(w.name.split("/", 1)[1], w.shape) for w in layer.weights]  # noqa: E731
+    assert layout(old) == layout(new)
+    _randomize_batch_norms(old)
+    new.set_weights(old.get_weights())
+    assert np.abs(old(x).numpy() - new(x).numpy()).max() <= 1e-5
+    with pytest.raises(ValueError, match="pointwise_form"):
+        ExemplarAttention(pointwise_form="einsum")
 
 
 def test_exemplar_weights_follow_the_formula():

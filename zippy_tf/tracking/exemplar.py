@@ -5,7 +5,9 @@ import math
 from zippy_tf._compat import keras, register, tf
 from zippy_tf.tracking.layers import BN_EPSILON, ChannelAttention, TransformerFeedForward, batch_norm
 
-_ATTENTION_ARGS = ("kernel_size", "num_exemplars", "query_dim", "temperature", "scale_by_dim", "se_ratio")
+_ATTENTION_ARGS = ("kernel_size", "num_exemplars", "query_dim", "temperature", "scale_by_dim", "se_ratio",
+                   "pointwise_form")
+POINTWISE_FORMS = ("matmul", "conv_sum")
 
 
 def _weighted_sum(outputs, weights):
@@ -15,6 +17,21 @@ def _weighted_sum(outputs, weights):
     stacked = tf.reshape(outputs, [-1, h * w, channels // num, num])
     mixed = tf.reduce_sum(stacked * weights[:, None, None, :], axis=-1)
     return tf.reshape(mixed, [-1, h, w, channels // num])
+
+
+def _mixed_pointwise(inputs, kernel, weights):
+    """x_b · (Σ_e a[b, e] W_e): mixes the (C, C) pointwise kernels per sample, then one BATCH_MATMUL.
+
+    ``kernel`` is the stacked 1×1 kernel (1, 1, C, C·E) with output channel c·E + e; rearranging it to (E, C·C) is
+    constant-folded by the converter, so the graph is FULLY_CONNECTED/BATCH_MATMUL (B·E·C² MACs to mix) and one
+    BATCH_MATMUL (H·W·C² MACs to apply): the cost of a single 1×1 convolution.
+    """
+    h, w, channels = inputs.shape[1], inputs.shape[2], inputs.shape[3]
+    num = weights.shape[-1]
+    stacked = tf.transpose(tf.reshape(kernel, [channels * channels, num]))  # (E, C_in·C_out)
+    mixed = tf.reshape(tf.matmul(weights, stacked), [-1, channels, channels])  # (B, C_in, C_out)
+    out = tf.matmul(tf.reshape(inputs, [-1, h * w, channels]), mixed)
+    return tf.reshape(out, [-1, h, w, channels])
 
 
 @register
@@ -27,11 +44,18 @@ class ExemplarAttention(keras.layers.Layer):
     $\Psi_1$ is global average pooling, $W_K \in \mathbb{R}^{E \times d_k}$ input-independent exemplar keys and each
     value $W_V^{(e)}$ a (depthwise $k \times k$, pointwise $1 \times 1$) kernel pair, mixed with the same weights, as
     in the released code: dw-conv → BN → ReLU → SE → pw-conv → BN → ReLU. The scale by $\sqrt{d_k}$ and temperature
-    $\tau$ come before the softmax (the code, not Alg. 4.1). Because the convolutions are linear in their kernels and
-    bias-free, the layer computes the right-hand form: E fixed convolutions (one DepthwiseConv2D with depth multiplier
-    E, one 1×1 Conv2D with E·C filters) whose outputs are summed with the per-sample weights, so every filter is a
-    constant and TFLite needs builtin ops only (at E× the convolution MACs). ``call(..., mix_kernels=True)`` computes
-    the left-hand form instead (per-sample mixed kernels), for testing the equivalence.
+    $\tau$ come before the softmax (the code, not Alg. 4.1). Every filter stays a constant, so TFLite needs builtin
+    ops only:
+
+    * depthwise: the right-hand form, one DepthwiseConv2D with depth multiplier E whose E outputs per channel are
+      summed with the per-sample weights (E× the depthwise MACs, which are small);
+    * pointwise (``pointwise_form="matmul"``, the default): the left-hand form, the per-sample mixed (C, C) kernel
+      $\sum_e a_e W_V^{(e)}$ computed with one matmul and applied with one BATCH_MATMUL, i.e. the MACs of a single
+      1×1 convolution (plus B·E·C² to mix); ``"conv_sum"`` instead sums the outputs of E fixed 1×1 convolutions
+      (E× the MACs; the form of earlier versions, kept for comparison). The weights are the same in both forms.
+
+    ``call(..., mix_kernels=True)`` computes the textbook form (per-sample mixed kernels for both convolutions, with
+    ``map_fn``) for testing the equivalence; it does not export.
 
     Input and output: (B, H, W, C), stride 1.
 
@@ -42,6 +66,7 @@ class ExemplarAttention(keras.layers.Layer):
         temperature: $\tau$ (2 in the released parameters).
         scale_by_dim: divide the logits by $\sqrt{d_k}$.
         se_ratio: width of the SE bottleneck relative to C (0.5).
+        pointwise_form: "matmul" (mixed kernel, default) or "conv_sum" (E convolutions' outputs summed).
 
     Example:
         >>> y = ExemplarAttention(kernel_size=3)(tf.ones((2, 16, 16, 64)))  # (2, 16, 16, 64)
@@ -51,8 +76,11 @@ class ExemplarAttention(keras.layers.Layer):
     """
 
     def __init__(self, kernel_size=3, num_exemplars=4, query_dim=256, temperature=2.0, scale_by_dim=True,
-                 se_ratio=0.5, **kwargs):
+                 se_ratio=0.5, pointwise_form="matmul", **kwargs):
         super().__init__(**kwargs)
+        if pointwise_form not in POINTWISE_FORMS:
+            raise ValueError(f"pointwise_form must be one of {POINTWISE_FORMS}, not {pointwise_form!r}")
+        self.pointwise_form = pointwise_form
         self.kernel_size = int(kernel_size)
         self.num_exemplars = int(num_exemplars)
         self.query_dim = int(query_dim)
@@ -72,6 +100,7 @@ class ExemplarAttention(keras.layers.Layer):
         self.pointwise = keras.layers.Conv2D(
             num * channels, 1, use_bias=False, name="pointwise",
             kernel_initializer=keras.initializers.VarianceScaling(1.0 / 3.0, "fan_in", "uniform"))
+        self.pointwise.build(input_shape)  # the matmul form reads its kernel without calling it
         self.depthwise_norm = batch_norm("depthwise_norm")
         self.pointwise_norm = batch_norm("pointwise_norm")
         self.excite = ChannelAttention(self.se_ratio, name="excite")
@@ -104,7 +133,10 @@ class ExemplarAttention(keras.layers.Layer):
             depthwise, pointwise = self._mixed_kernel_convolutions(inputs, weights)
         else:
             depthwise = lambda x: _weighted_sum(self.depthwise(x), weights)  # noqa: E731
-            pointwise = lambda x: _weighted_sum(self.pointwise(x), weights)  # noqa: E731
+            if self.pointwise_form == "matmul":
+                pointwise = lambda x: _mixed_pointwise(x, self.pointwise.kernel, weights)  # noqa: E731
+            else:
+                pointwise = lambda x: _weighted_sum(self.pointwise(x), weights)  # noqa: E731
         # BatchNorm stays after the weighted sum: it is not linear in the weights.
         x = tf.nn.relu(self.depthwise_norm(depthwise(inputs), training=training))
         x = self.excite(x)
@@ -124,7 +156,8 @@ class ExemplarTransformer(keras.layers.Layer):
     dropout 0.1, LayerNorm). A drop-in replacement for a stride-1, C→C convolution module of the tracker heads.
 
     Args:
-        kernel_size, num_exemplars, query_dim, temperature, scale_by_dim, se_ratio: see :class:`ExemplarAttention`.
+        kernel_size, num_exemplars, query_dim, temperature, scale_by_dim, se_ratio, pointwise_form: see
+            :class:`ExemplarAttention`.
         ffn_dim: hidden width of the FFN (1024).
         dropout: FFN dropout (0.1).
         epsilon: LayerNorm epsilon.
@@ -138,10 +171,10 @@ class ExemplarTransformer(keras.layers.Layer):
     """
 
     def __init__(self, kernel_size=3, num_exemplars=4, query_dim=256, temperature=2.0, scale_by_dim=True,
-                 se_ratio=0.5, ffn_dim=1024, dropout=0.1, epsilon=BN_EPSILON, **kwargs):
+                 se_ratio=0.5, ffn_dim=1024, dropout=0.1, epsilon=BN_EPSILON, pointwise_form="matmul", **kwargs):
         super().__init__(**kwargs)
         self.attend = ExemplarAttention(kernel_size, num_exemplars, query_dim, temperature, scale_by_dim, se_ratio,
-                                        name="attention")
+                                        pointwise_form, name="attention")
         for key in _ATTENTION_ARGS:  # the attention's own (normalised) values
             setattr(self, key, getattr(self.attend, key))
         self.ffn_dim = int(ffn_dim)

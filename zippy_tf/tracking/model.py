@@ -188,22 +188,26 @@ def _flops(model):
 
 
 def _exemplar_extra_macs(search_net):
-    """MACs the fixed-convolution form spends beyond a mixed-kernel implementation: (E − 1) × each layer's convs."""
+    """MACs the exported form spends beyond mixing both kernels first: (E − 1) × each Exemplar Attention's depthwise
+    conv (always an output sum of E fixed convs), and (E − 1) × its pointwise conv in the ``"conv_sum"`` form (the
+    default ``"matmul"`` form already applies one mixed pointwise kernel)."""
     extra = 0
     for layer in search_net.layers:
         if isinstance(layer, ExemplarTransformer):
             attention: ExemplarAttention = layer.attend
             h, w, c = layer.input_shape[1:]
-            extra += (attention.num_exemplars - 1) * h * w * (c * attention.kernel_size ** 2 + c * c)
+            per_exemplar = c * attention.kernel_size ** 2 + (c * c if attention.pointwise_form == "conv_sum" else 0)
+            extra += (attention.num_exemplars - 1) * h * w * per_exemplar
     return extra
 
 
 def complexity(network):
     """Parameters and multiply-accumulates of a tracker, per frame with the template features cached.
 
-    MACs are TensorFlow-profiler FLOPs / 2 of the graphs as built (so they include element-wise ops, and E× the
-    Exemplar Attention convolutions); ``search_macs_mixed_kernels`` is what the "mix kernels, then convolve" form
-    would cost instead, comparable to the reference's analytic 1.66 GMACs for E.T.Track.
+    MACs are TensorFlow-profiler FLOPs / 2 of the graphs as built, which are the graphs that export (so they include
+    element-wise ops; Exemplar Attention with its pointwise kernels mixed per sample and applied by one matmul, and
+    its depthwise convs as E× fixed convs summed); ``search_macs_mixed_kernels`` is what mixing the depthwise kernels
+    too would cost, comparable to the reference's analytic 1.66 GMACs for E.T.Track.
     """
     weights = {id(w): w for net in (network.template_net, network.search_net) for w in net.weights}
     trainable = {id(w) for net in (network.template_net, network.search_net) for w in net.trainable_weights}
@@ -223,8 +227,9 @@ def complexity(network):
 def compare_complexity(**config):
     """:func:`complexity` of E.T.Track and both baselines built with the same ``config`` (sizes), by preset name.
 
-    Measured at the reference sizes (template 127, search 256): ettrack 9.05 M params, 2.08 GMACs as built
-    (1.68 G in the mixed-kernel form; reference 9.05 M / 1.66 G); lighttrack 1.97 M / 0.53 G; attention
+    Measured at the reference sizes (template 127, search 256): ettrack 9.05 M params, 1.71 GMACs as built and
+    exported (1.68 G with the depthwise kernels mixed as well, 2.08 G with E× pointwise convs, the
+    ``pointwise_form="conv_sum"`` form; reference 9.05 M / 1.66 G); lighttrack 1.97 M / 0.53 G; attention
     7.87 M / 2.34 G; template branch 0.087 G each.
     """
     builders = {"ettrack": ettrack, "lighttrack": lighttrack, "attention": attention_tracker}
