@@ -22,6 +22,8 @@ def define_flags(fv):
     flags.DEFINE_integer("template_size", 127, "template crop side", lower_bound=32, flag_values=fv)
     flags.DEFINE_integer("search_size", 256, "search crop side", lower_bound=32, flag_values=fv)
     flags.DEFINE_integer("seed", 0, "seeds the pair sampling and the initial weights", flag_values=fv)
+    flags.DEFINE_integer("threads", 0, "CPU threads for TensorFlow and OpenCV (0 = all cores)", lower_bound=0,
+                         flag_values=fv)
 
 
 def main(fv, args, name):
@@ -39,6 +41,10 @@ def main(fv, args, name):
 
     if args:
         raise UserError(f"unexpected arguments {args}; pass options as --flags")
+    if fv.threads:
+        from zippy_tf.cli.eval_track import set_threads
+
+        set_threads(fv.threads)
     for flag in ("data", "output"):
         if fv[flag].value is None:
             raise UserError(f"--{flag} is required (see `zippy-tf train {name} --help`)")
