@@ -66,6 +66,20 @@ def test_network_detector(hpatches):
     _check_result(result)
 
 
+def test_network_detector_with_another_config(hpatches, tmp_path):
+    """A searched configuration is evaluated from its JSON and its own weights (here: an all-Int8 one)."""
+    from zippy_tf.keypoints.configs import ZIPPYPOINT_INT8
+    from zippy_tf.keypoints.model import zippypoint
+    from zippy_tf.quantization.macro_block import blocks_to_json
+
+    config = tmp_path / "config.json"
+    config.write_text(blocks_to_json(ZIPPYPOINT_INT8))
+    zippypoint(config=ZIPPYPOINT_INT8, input_shape=(48, 64, 3)).save_weights(tmp_path / "w.h5")
+    detector = make_detector("zippypoint", resolution=(64, 48), config=str(config), weights=str(tmp_path / "w.h5"))
+    assert not any(layer.name.endswith("_bconv") for layer in detector.network.layers)
+    _check_result(evaluate_hpatches(detector, hpatches, resolution=(64, 48)))
+
+
 def _tiny_flatbuffer(path, height, width):
     """A stand-in dense network with the real output names (score, location, descriptor): quick to convert."""
     from zippy_tf._compat import keras, tf
@@ -122,6 +136,8 @@ def test_eval_bad_input(hpatches, tmp_path, capsys):
                           f"--output={output}")
     _assert_clean_failure(capsys, output, "WIDTHxHEIGHT", "eval", "hpatches", f"--data={hpatches}", "--model=orb",
                           "--resolution=big", f"--output={output}")
+    _assert_clean_failure(capsys, output, "--config applies", "eval", "hpatches", f"--data={hpatches}",
+                          "--model=kp2d", f"--config={tmp_path / 'c.json'}", f"--output={output}")
 
 
 def test_match_cli(hpatches, tmp_path):

@@ -16,6 +16,8 @@ def define_flags(fv):
                         "path to an exported .tflite", flag_values=fv)
     flags.DEFINE_string("weights", None, "weights for a network model (default: the shipped weights in models/)",
                         flag_values=fv)
+    flags.DEFINE_string("config", None, "macro-block JSON of another zippypoint-family configuration (e.g. a "
+                        "searched one); pass its --weights", flag_values=fv)
     flags.DEFINE_string("resolution", "320x240", "WIDTHxHEIGHT the images are resized to, or 'native'",
                         flag_values=fv)
     flags.DEFINE_integer("top_k", 300, "keypoints per image kept by the metrics (300 at 320x240, 1000 at 640x480 "
@@ -46,11 +48,11 @@ def main(fv, args, name):
         check_output_path(fv.output)
     resolution = hpatches_resolution(fv.resolution)
     binary = None if fv.descriptors == "auto" else fv.descriptors == "binary"
-    detector = make_detector(fv.model, weights=fv.weights, resolution=resolution, binary=binary)
+    detector = make_detector(fv.model, weights=fv.weights, resolution=resolution, binary=binary, config=fv.config)
     result = evaluate_hpatches(detector, fv.data, resolution=resolution, top_k=fv.top_k,
                                progress=progress)
     result.update(model=fv.model, resolution=fv.resolution, top_k=fv.top_k,
-                  descriptors="binary" if detector.binary else "float", weights=detector.weights)
+                  descriptors="binary" if detector.binary else "float", weights=detector.weights, config=fv.config)
     if fv.output:
         write_json(fv.output, result)
     return result

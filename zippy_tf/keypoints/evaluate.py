@@ -71,6 +71,7 @@ class NetworkDetector:
         self.binary = binary
         self.name = name
         self.weights = weights
+        self.network = network  # the Keras model or runner as given
         if isinstance(network, keras.Model):
             keras_network = network
             # A compiled graph runs the network ~1.6x faster than eager calls; one trace per image size.
@@ -85,15 +86,19 @@ def _padded(size):
     return -(-size // 8) * 8
 
 
-def make_detector(model, *, weights=None, resolution=(320, 240), binary=None):
+def make_detector(model, *, weights=None, resolution=(320, 240), binary=None, config=None):
     """A detector from a model name (``NETWORK_PRESETS``, ``OPENCV_DETECTORS``) or a ``.tflite`` path.
 
     Args:
         model: the name or path.
-        weights: weights for a network preset (default: the shipped weights, when present).
+        weights: weights for a network preset (default: the shipped weights, when present, of the preset's own
+            configuration).
+        config: another macro-block configuration (JSON path or list) of the zippypoint family, e.g. a searched one.
         resolution: (width, height) the images will have, or None for any size (Keras networks only).
         binary: descriptor kind of a network; default binary except for ``kp2d``.
     """
+    if config is not None and model not in ("zippypoint", "zippypoint-int8"):
+        raise UserError(f"--config applies to zippypoint and zippypoint-int8, not {model!r}; drop it")
     if model in OPENCV_DETECTORS:
         if weights is not None:
             raise UserError(f"--weights does not apply to the OpenCV detector {model!r}; drop it")
@@ -108,12 +113,12 @@ def make_detector(model, *, weights=None, resolution=(320, 240), binary=None):
     if model in NETWORK_PRESETS:
         from zippy_tf.presets import build_model, get_preset
 
-        weights = weights or get_preset(model).shipped_weights
+        weights = weights or (get_preset(model).shipped_weights if config is None else None)
         if weights is None:
             warnings.warn(f"model {model!r} has no shipped weights and no --weights was given: its weights are a "
                           "random initialisation", stacklevel=2)
-        return NetworkDetector(build_model(model, weights=weights, input_shape=shape), binary=binary, name=model,
-                               weights=weights)
+        network = build_model(model, weights=weights, input_shape=shape, config=config)
+        return NetworkDetector(network, binary=binary, name=model, weights=weights)
     choices = ", ".join((*NETWORK_PRESETS, *OPENCV_DETECTORS))
     raise UserError(f"unknown model {model!r}; choose one of: {choices}, or a path to a .tflite file")
 
