@@ -1,0 +1,111 @@
+"""HPatches-protocol scores of keypoint detectors side by side, on the generated test set and the held-out one.
+
+Every entry goes through the same code path as ``zippy-tf eval hpatches`` (``make_detector`` +
+``evaluate_hpatches``). Two test sets, written on first use under ``--data_dir``:
+
+- ``generated``: 16 HPatches-layout sequences from scikit-image's photos (seed 0; the photos training uses, other
+  crops and warps),
+- ``heldout``: 12 sequences from scikit-learn's and matplotlib's photos, which no training or tuning ever sees
+  (needs scikit-learn: ``pip install -e .[heldout]``).
+
+An entry is ``LABEL=MODEL[,weights=PATH][,config=PATH]`` with MODEL a preset (zippypoint, zippypoint-int8, kp2d), an
+OpenCV detector (orb, sift, akaze, brisk) or a .tflite path.
+
+    python benchmarks/hpatches_table.py --entry zippypoint=zippypoint --entry kp2d=kp2d \
+        [--data_dir /tmp/hpatches_sets] [--output benchmarks/results/hpatches_table.json]
+
+Writes the JSON (every metric, per set) and a Markdown table next to it (``.md``), and prints the table.
+"""
+
+import os
+import sys
+
+from absl import app, flags
+
+import zippy_tf  # noqa: F401  (selects Keras 2 before TensorFlow is imported)
+from zippy_tf.data.hpatches import write_hpatches_like
+from zippy_tf.errors import UserError
+from zippy_tf.io import atomic_write, check_output_path, write_json
+from zippy_tf.keypoints.evaluate import OPENCV_DETECTORS, evaluate_hpatches, make_detector
+
+FLAGS = flags.FLAGS
+flags.DEFINE_multi_string("entry", [], "LABEL=MODEL[,weights=PATH][,config=PATH]; the OpenCV detectors are "
+                          "always added")
+flags.DEFINE_list("sets", ["generated", "heldout"], "test sets to run")
+flags.DEFINE_string("data_dir", os.path.join("out", "hpatches_sets"), "where the test sets are (written if absent)")
+flags.DEFINE_string("resolution", "320x240", "WIDTHxHEIGHT of the protocol")
+flags.DEFINE_integer("top_k", 300, "keypoints per image (300 at 320x240 in the KP2D protocol)")
+flags.DEFINE_string("output", "benchmarks/results/hpatches_table.json", "JSON result (the table goes to .md)")
+
+SETS = {  # name → (writer kwargs); seeds differ from the search's validation split (1001)
+    "generated": {"num_sequences": 16, "seed": 0},
+    "heldout": {"num_sequences": 12, "seed": 0, "heldout": True},
+}
+COLUMNS = ("repeatability", "localization_error", "correctness_1", "correctness_3", "correctness_5",
+           "matching_score")
+
+
+def parse_entry(text):
+    """'LABEL=MODEL,weights=P,config=C' → (label, model, {"weights": P, "config": C})."""
+    label, _, rest = text.partition("=")
+    model, *options = rest.split(",")
+    if not label or not model:
+        raise UserError(f"--entry {text!r} is not LABEL=MODEL[,weights=PATH][,config=PATH]")
+    kwargs = {}
+    for option in options:
+        key, _, value = option.partition("=")
+        if key not in ("weights", "config") or not value:
+            raise UserError(f"--entry {text!r}: unknown option {option!r}; use weights=PATH or config=PATH")
+        kwargs[key] = value
+    return label, model, kwargs
+
+
+def test_set(name):
+    if name not in SETS:
+        raise UserError(f"unknown test set {name!r}; choose from {', '.join(SETS)}")
+    root = os.path.join(FLAGS.data_dir, name)
+    if not os.path.isdir(root):
+        print(f"writing the {name} test set to {root}", file=sys.stderr, flush=True)
+        os.makedirs(FLAGS.data_dir, exist_ok=True)
+        write_hpatches_like(root, **SETS[name])
+    return root
+
+
+def markdown(results):
+    lines = []
+    for set_name, rows in results["sets"].items():
+        lines += [f"**{set_name}** ({rows[next(iter(rows))]['num_pairs']} pairs, {results['resolution']}, "
+                  f"top-k {results['top_k']})", "",
+                  "| detector | " + " | ".join(COLUMNS) + " |", "|---" * (len(COLUMNS) + 1) + "|"]
+        for label, row in rows.items():
+            lines.append(f"| {label} | " + " | ".join(f"{row[c]:.3f}" for c in COLUMNS) + " |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main(argv):
+    del argv
+    try:
+        check_output_path(FLAGS.output)
+        width, height = (int(v) for v in FLAGS.resolution.lower().split("x"))
+        entries = [parse_entry(e) for e in FLAGS.entry] + [(n, n, {}) for n in OPENCV_DETECTORS]
+        results = {"resolution": FLAGS.resolution, "top_k": FLAGS.top_k, "entries": {}, "sets": {}}
+        for set_name in FLAGS.sets:
+            root = test_set(set_name)
+            results["sets"][set_name] = {}
+            for label, model, kwargs in entries:
+                detector = make_detector(model, resolution=(width, height), **kwargs)
+                print(f"{set_name}: {label}", file=sys.stderr, flush=True)
+                results["entries"][label] = {"model": model, **kwargs}
+                results["sets"][set_name][label] = evaluate_hpatches(detector, root, resolution=(width, height),
+                                                                     top_k=FLAGS.top_k)
+    except UserError as e:
+        sys.exit(f"hpatches_table: error: {e}")
+    write_json(FLAGS.output, results)
+    table = markdown(results)
+    atomic_write(os.path.splitext(FLAGS.output)[0] + ".md", table + "\n")
+    print(table)
+
+
+if __name__ == "__main__":
+    app.run(main)
