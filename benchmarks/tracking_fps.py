@@ -2,15 +2,19 @@
 and MIL, in one run on the same generated test sequences, on one thread.
 
 FPS counts every ``update`` call with its pre- and post-processing (crops, network, decoding); frames are read
-from disk outside the timer. The neural trackers run their exported fp32 flatbuffers on TensorFlow Lite's
-interpreter (``--runtime tflite``, the deployment path) or their Keras models (``--runtime keras``), with the
-shipped weights from models/. Without shipped weights, ``--allow_untrained`` still measures their FPS (speed does
+from disk outside the timer. The neural trackers run their exported flatbuffers (``zippy_tf.tracking.export``,
+template + search branch) on TensorFlow Lite's builtin interpreter (``--runtime tflite``, the deployment path), once
+per ``--precisions`` entry: ``fp32`` and ``int8`` (full-integer kernels calibrated on photo crops, float I/O); rows
+are named ``<tracker>`` (fp32) and ``<tracker>_int8``, and each row says its ``runtime`` and ``precision``. With
+``--runtime keras`` they run their Keras models (fp32 only). Weights: the shipped ones from models/. Without
+shipped weights, ``--allow_untrained`` still measures their FPS (speed does
 not depend on the weights) and marks their AUC as untrained. A tracker whose preset does not exist yet is listed
 with the reason instead of numbers.
 
 The test split is rendered with seed 1000 (``--seed``); train on other seeds so no sequence is shared.
 
-    python benchmarks/tracking_fps.py [--runtime tflite] [--num_sequences 10] [--num_frames 60] \
+    python benchmarks/tracking_fps.py [--runtime tflite] [--precisions fp32,int8] [--num_sequences 10] \
+        [--num_frames 60] \
         [--output benchmarks/results/tracking_fps.json] [--plot benchmarks/results/tracking_fps.png]
 """
 
@@ -30,12 +34,14 @@ from zippy_tf.tracking.datasets import load_sequences
 from zippy_tf.tracking.evaluate import (
     NEURAL_TRACKERS, TRACKERS, build_network, evaluate, save_figure, tracker_factory,
 )
+from zippy_tf.tracking.export import TRACKER_FORMATS, branch_paths, export_tracker
 from zippy_tf.tracking.generate import write_otb_sequences
 from zippy_tf.tracking.tracker import FlatbufferNetwork, Tracker
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("trackers", list(TRACKERS), "trackers to run")
 flags.DEFINE_enum("runtime", "tflite", ["tflite", "keras"], "how the neural trackers run")
+flags.DEFINE_list("precisions", ["fp32", "int8"], "TFLite exports of each neural tracker to time (fp32, int8)")
 flags.DEFINE_boolean("allow_untrained", False, "measure neural trackers without shipped weights (FPS only)")
 flags.DEFINE_string("data", None, "OTB-layout sequences to use instead of generating the test split")
 flags.DEFINE_integer("seed", 1000, "seed of the generated test split (disjoint from training seeds)")
@@ -46,27 +52,47 @@ flags.DEFINE_string("output", "benchmarks/results/tracking_fps.json", "JSON resu
 flags.DEFINE_string("plot", "benchmarks/results/tracking_fps.png", "FPS-vs-AUC plot")
 
 
+def tf_version():
+    from zippy_tf._compat import tf
+
+    return tf.__version__
+
+
 def progress(message):
     print(message, file=sys.stderr, flush=True)
 
 
-def neural_factory(name):
-    """(tracker factory, weights note) for a neural tracker on the chosen runtime."""
+def load_network(name):
+    """(Keras tracker network, weights note): the shipped weights, or fresh ones with --allow_untrained."""
     from zippy_tf import presets
 
     try:
-        network, weights = build_network(name), "shipped"
+        return build_network(name), "shipped"
     except UserError:
         if not (FLAGS.allow_untrained and name in presets.PRESETS):
             raise
-        network, weights = presets.build_model(name, use_shipped_weights=False), "untrained"
-    if FLAGS.runtime == "tflite":
-        from zippy_tf.export import convert
+        return presets.build_model(name, use_shipped_weights=False), "untrained"
 
-        progress(f"{name}: exporting the template and search branches to fp32 TFLite")
-        network = FlatbufferNetwork(convert(network.template_net, "fp32"), convert(network.search_net, "fp32"),
-                                    num_threads=FLAGS.threads)
-    return (lambda: Tracker.for_network(network)), weights
+
+def neural_factory(network, precision, tmp):
+    """A tracker factory for ``network`` on the chosen runtime; ``precision`` picks the TFLite export."""
+    if FLAGS.runtime == "tflite":
+        from zippy_tf.export import read_flatbuffer
+
+        progress(f"{network.search_net.name}: exporting the template and search branches to {precision} TFLite")
+        path = os.path.join(tmp, f"{network.search_net.name}_{precision}.tflite")
+        export_tracker(network, precision, path)
+        network = FlatbufferNetwork(*(read_flatbuffer(p) for p in branch_paths(path)), num_threads=FLAGS.threads)
+    return lambda: Tracker.for_network(network)
+
+
+def runs(name):
+    """(row name, precision) pairs of one tracker: every --precisions entry for a TFLite neural tracker."""
+    if name not in NEURAL_TRACKERS:
+        return [(name, "native")]
+    if FLAGS.runtime == "keras":
+        return [(name, "fp32")]
+    return [(name if precision == "fp32" else f"{name}_{precision}", precision) for precision in FLAGS.precisions]
 
 
 def plot(results, path):
@@ -79,8 +105,9 @@ def plot(results, path):
     figure, axes = plt.subplots(figsize=(6, 4))
     for name, r in results.items():
         if r.get("fps"):
-            marker = "o" if name in NEURAL_TRACKERS else "s"
-            axes.scatter(r["fps"], r["success_auc"], marker=marker, label=f"{name} ({r['weights']})")
+            marker = {"fp32": "o", "int8": "^"}.get(r.get("precision"), "s")
+            axes.scatter(r["fps"], r["success_auc"], marker=marker,
+                         label=f"{name} ({r['runtime']} {r['precision']}, {r['weights']} weights)")
             axes.annotate(name, (r["fps"], r["success_auc"]), textcoords="offset points", xytext=(5, 3), fontsize=8)
     axes.set(xscale="log", xlabel=f"full-tracker FPS ({FLAGS.threads} thread, {platform.machine()})",
              ylim=(0, 1), ylabel="success AUC (OPE)", title="Speed vs accuracy on the generated test split")
@@ -99,7 +126,9 @@ def targets(results):
 
     return {
         "exemplar_vs_attention_fps (target >= 3)": ratio("ettrack", "attention", "fps"),
+        "exemplar_vs_attention_fps_int8 (target >= 3)": ratio("ettrack_int8", "attention_int8", "fps"),
         "ettrack_vs_csrt_fps (target > 1, stretch 2)": ratio("ettrack", "csrt", "fps"),
+        "ettrack_int8_vs_csrt_fps (target > 1, stretch 2)": ratio("ettrack_int8", "csrt", "fps"),
         "ettrack_vs_csrt_auc (target >= 1)": ratio("ettrack", "csrt", "success_auc"),
     }
 
@@ -108,6 +137,8 @@ def main(argv):
     unknown = set(FLAGS.trackers) - set(TRACKERS)
     if unknown:
         raise app.UsageError(f"unknown trackers {sorted(unknown)}; choose from {', '.join(TRACKERS)}")
+    if not FLAGS.precisions or set(FLAGS.precisions) - set(TRACKER_FORMATS):
+        raise app.UsageError(f"--precisions takes {', '.join(TRACKER_FORMATS)}, not {FLAGS.precisions}")
     check_output_path(FLAGS.output)
     check_output_path(FLAGS.plot)
     set_threads(FLAGS.threads)
@@ -121,25 +152,38 @@ def main(argv):
         results = {}
         for name in FLAGS.trackers:
             try:
-                if name in NEURAL_TRACKERS:
-                    factory, weights = neural_factory(name)
-                else:
-                    factory, weights = tracker_factory(name), "none"
+                network, weights = load_network(name) if name in NEURAL_TRACKERS else (None, "none")
             except UserError as e:
                 progress(f"{name}: skipped: {e}")
                 results[name] = {"unavailable": str(e)}
                 continue
-            scores, _ = evaluate(sequences, factory)
-            runtime = FLAGS.runtime if name in NEURAL_TRACKERS else "opencv"
-            results[name] = {"fps": scores["fps"], "success_auc": scores["success_auc"],
-                             "precision_20": scores["precision_20"], "weights": weights, "runtime": runtime}
-            progress(f"{name}: {results[name]}")
+            for row, precision in runs(name):
+                try:
+                    factory = neural_factory(network, precision, tmp) if network else tracker_factory(name)
+                except Exception as e:  # a conversion that fails is reported, not fatal for the other rows
+                    first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+                    progress(f"{row}: skipped: {first}")
+                    results[row] = {"unavailable": first, "precision": precision}
+                    continue
+                scores, _ = evaluate(sequences, factory)
+                runtime = FLAGS.runtime if network else "opencv"
+                results[row] = {"fps": scores["fps"], "success_auc": scores["success_auc"],
+                                "precision_20": scores["precision_20"], "weights": weights, "runtime": runtime,
+                                "precision": precision}
+                progress(f"{row}: {results[row]}")
     report = {
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} logical CPUs (shared)",
         "threads": FLAGS.threads,
         "data": FLAGS.data or {"generated_seed": FLAGS.seed, "num_sequences": FLAGS.num_sequences,
                                "num_frames": FLAGS.num_frames},
         "timing": "per update() call incl. crop, network and decoding; frames read outside the timer",
+        "runtimes": {
+            "tflite": "exported template + search flatbuffers on tf.lite.Interpreter (default builtin op resolver, "
+                      f"TF {tf_version()}), {FLAGS.threads} thread(s); precision fp32 = float32 kernels, int8 = "
+                      "full-integer kernels with float32 inputs/outputs, post-training calibrated on photo crops",
+            "keras": "Keras model call, float32",
+            "opencv": "OpenCV's C++ tracker (precision 'native')",
+        },
         "trackers": results,
         "targets": targets(results),
         "zippy_tf": zippy_tf.__version__,
