@@ -72,6 +72,24 @@ def test_follows_a_moving_target():
     assert iou(predicted, boxes).min() > 0.7
 
 
+def test_update_reports_failure_when_the_target_is_gone():
+    """ok=False once the chosen cell's sigmoid score drops below the threshold (target hidden), True again after;
+    the box is still the prediction (the tracker keeps following it); threshold 0 never fails."""
+    frames, boxes = moving_target(num_frames=16)
+    background = cv2.resize(load_photo("coffee"), frames[0].shape[1::-1])
+    hidden = range(8, 11)
+    frames = [background.copy() if i in hidden else f for i, f in enumerate(frames)]
+    for threshold, expect_failures in ((0.2, True), (0.0, False)):
+        tracker = Tracker(MatchingNetwork(), failure_threshold=threshold)
+        tracker.init(frames[0], boxes[0])
+        results = [tracker.update(frame) for frame in frames[1:]]
+        oks = [ok for ok, _ in results]
+        assert all(isinstance(ok, (bool, np.bool_)) for ok in oks)
+        assert all(oks[:6]) and all(oks[-2:])  # visible before, visible again at the end
+        assert (not any(oks[i - 1] for i in hidden)) == expect_failures
+        assert all(np.isfinite(box).all() and box[2] > 0 for _, box in results)
+
+
 def test_grayscale_frames_are_converted():
     frames, boxes = moving_target(8)
     gray = [cv2.cvtColor(f, cv2.COLOR_BGR2GRAY) for f in frames]

@@ -52,6 +52,14 @@ class Tracker:
         stride: network stride: grid point j of S sits at (j − S//2)·stride + search_size//2.
         penalty_k, window_influence, lr: the reference's hyper-parameters (0.007, 0.225, 0.616).
         context_amount: context around the target in the template crop.
+        failure_threshold: ``update`` returns ``ok=False`` when the confidence of the chosen box, the raw sigmoid
+            score of its grid cell (``self.score``), is below this (0 never fails). The raw score, not the
+            window-penalised one that picks the cell: the cosine window alone keeps the latter near
+            ``window_influence`` at the centre however absent the target is. On failure the tracker still returns
+            and follows its prediction (state updated as usual, as Ocean / E.T.Track do; the size learning rate is
+            already damped by the low score); callers that prefer to hold the last confident box keep it
+            themselves. (The OpenCV wrapper reports OpenCV's previous box instead, since OpenCV's box is
+            meaningless on failure.)
 
     Example:
         >>> tracker = Tracker(network)
@@ -60,7 +68,7 @@ class Tracker:
     """
 
     def __init__(self, network, *, template_size=127, search_size=256, small_target_search_size=288, stride=16,
-                 penalty_k=0.007, window_influence=0.225, lr=0.616, context_amount=0.5):
+                 penalty_k=0.007, window_influence=0.225, lr=0.616, context_amount=0.5, failure_threshold=0.2):
         self.network = network
         self.template_size = template_size
         self.search_size = search_size
@@ -70,6 +78,7 @@ class Tracker:
         self.window_influence = window_influence
         self.lr = lr
         self.context_amount = context_amount
+        self.failure_threshold = failure_threshold
         self._windows = {}
         self.center = self.size = None
 
@@ -147,7 +156,8 @@ class Tracker:
         self.size = np.clip((1 - lr) * self.size + lr * pred_size, MIN_TARGET_SIZE, self.frame_size)
         self.score = float(score[row, col])
         x, y = np.maximum(self.center - self.size / 2, 0)
-        return True, (float(x), float(y), float(self.size[0]), float(self.size[1]))
+        ok = self.score >= self.failure_threshold
+        return ok, (float(x), float(y), float(self.size[0]), float(self.size[1]))
 
 
 class FlatbufferNetwork:
