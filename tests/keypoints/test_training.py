@@ -86,16 +86,18 @@ def test_cli_checkpoints_and_resumes(image_folder, tmp_path):
     first = cli("kp2d", *common, "--epochs", "1")
     assert first.returncode == 0, first.stderr[-2000:]
     assert json.loads(first.stdout)["epochs"] == 1
-    # the run folder as a kill after epoch 1 would leave it, minus the final files
-    os.remove(os.path.join(output, "weights.h5"))
+    # the run folder as a kill after epoch 1 would leave it: the epoch's checkpoint and deployable weights
     os.remove(os.path.join(output, "history.json"))
+    with open(os.path.join(output, "weights.h5"), "rb") as f:
+        epoch_one = f.read()
 
     again = cli("kp2d", *common, "--epochs", "2")
     assert again.returncode == 2 and "--resume" in again.stderr.strip().splitlines()[-1]
 
     wrong = cli("zippypoint", *common, "--epochs", "2", "--resume")
     assert wrong.returncode == 2 and "fit this model" in wrong.stderr.strip().splitlines()[-1]
-    assert not os.path.exists(os.path.join(output, "weights.h5"))
+    with open(os.path.join(output, "weights.h5"), "rb") as f:
+        assert f.read() == epoch_one
 
     resumed = cli("kp2d", *common, "--epochs", "2", "--resume")
     assert resumed.returncode == 0, resumed.stderr[-2000:]

@@ -133,11 +133,13 @@ class KeypointTrainer(keras.Model):
 
 class EpochCheckpoint(keras.callbacks.Callback):
     """Saves the trainer and optimizer state after every epoch whose loss is finite, with the epoch number and
-    the history so far, so a killed run resumes losing at most the epoch in progress."""
+    the history so far, so a killed run resumes losing at most the epoch in progress; with ``weights_path``, also
+    the deployable weights, so the latest epoch can be evaluated while the run goes on."""
 
-    def __init__(self, manager, epoch, history_path, history):
+    def __init__(self, manager, epoch, history_path, history, weights_path=None):
         super().__init__()
         self.manager, self.epoch, self.history_path, self.history = manager, epoch, history_path, history
+        self.weights_path = weights_path
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
@@ -148,6 +150,8 @@ class EpochCheckpoint(keras.callbacks.Callback):
         self.epoch.assign(epoch + 1)
         self.manager.save(checkpoint_number=epoch + 1)
         write_json(self.history_path, self.history)
+        if self.weights_path is not None:
+            self.model.save_deployable(self.weights_path)
 
 
 class StopOnNaN(keras.callbacks.TerminateOnNaN):
@@ -201,8 +205,8 @@ def _check_architecture(trainer, path):
 
 def fit_keypoints(trainer, dataset, *, output, epochs, steps_per_epoch=None, resume=False, learning_rate=1e-3,
                   verbose=1):
-    """Trains ``trainer`` (compiled) for ``epochs`` with checkpoints in ``output``/checkpoints and TensorBoard logs
-    in ``output``/logs. Returns {"history": {metric: [per-epoch values]} including resumed epochs, "steps": steps
+    """Trains ``trainer`` (compiled) for ``epochs`` with checkpoints in ``output``/checkpoints, the deployable weights
+    of the last finished epoch in ``output``/weights.h5 and TensorBoard logs in ``output``/logs. Returns {"history": {metric: [per-epoch values]} including resumed epochs, "steps": steps
     trained in this call, "seconds": wall time of this call's ``fit``}.
 
     Raises :class:`UserError` on a NaN loss after restoring the last good checkpoint into ``trainer``.
@@ -230,7 +234,7 @@ def fit_keypoints(trainer, dataset, *, output, epochs, steps_per_epoch=None, res
     callbacks = [
         keras.callbacks.LearningRateScheduler(functools.partial(kp2d_learning_rate, initial=learning_rate)),
         stop,
-        EpochCheckpoint(manager, epoch, history_path, history),
+        EpochCheckpoint(manager, epoch, history_path, history, os.path.join(output, "weights.h5")),
         keras.callbacks.TensorBoard(os.path.join(output, "logs"), write_graph=False, profile_batch=0),
     ]
     steps_before, start = int(trainer.optimizer.iterations.numpy()), time.perf_counter()
