@@ -23,7 +23,7 @@ import sys
 from absl import app, flags
 
 import zippy_tf  # noqa: F401  (selects Keras 2 before TensorFlow is imported)
-from zippy_tf.data.hpatches import write_hpatches_like
+from zippy_tf.data.hpatches import STANDARD_TEST_SETS, standard_test_set
 from zippy_tf.errors import UserError
 from zippy_tf.io import atomic_write, check_output_path, write_json
 from zippy_tf.keypoints.evaluate import OPENCV_DETECTORS, evaluate_hpatches, make_detector
@@ -31,16 +31,12 @@ from zippy_tf.keypoints.evaluate import OPENCV_DETECTORS, evaluate_hpatches, mak
 FLAGS = flags.FLAGS
 flags.DEFINE_multi_string("entry", [], "LABEL=MODEL[,weights=PATH][,config=PATH]; the OpenCV detectors are "
                           "always added")
-flags.DEFINE_list("sets", ["generated", "heldout"], "test sets to run")
+flags.DEFINE_list("sets", list(STANDARD_TEST_SETS), "test sets to run")
 flags.DEFINE_string("data_dir", os.path.join("out", "hpatches_sets"), "where the test sets are (written if absent)")
 flags.DEFINE_string("resolution", "320x240", "WIDTHxHEIGHT of the protocol")
 flags.DEFINE_integer("top_k", 300, "keypoints per image (300 at 320x240 in the KP2D protocol)")
 flags.DEFINE_string("output", "benchmarks/results/hpatches_table.json", "JSON result (the table goes to .md)")
 
-SETS = {  # name → (writer kwargs); seeds differ from the search's validation split (1001)
-    "generated": {"num_sequences": 16, "seed": 0},
-    "heldout": {"num_sequences": 12, "seed": 0, "heldout": True},
-}
 COLUMNS = ("repeatability", "localization_error", "correctness_1", "correctness_3", "correctness_5",
            "matching_score")
 
@@ -60,15 +56,8 @@ def parse_entry(text):
     return label, model, kwargs
 
 
-def test_set(name):
-    if name not in SETS:
-        raise UserError(f"unknown test set {name!r}; choose from {', '.join(SETS)}")
-    root = os.path.join(FLAGS.data_dir, name)
-    if not os.path.isdir(root):
-        print(f"writing the {name} test set to {root}", file=sys.stderr, flush=True)
-        os.makedirs(FLAGS.data_dir, exist_ok=True)
-        write_hpatches_like(root, **SETS[name])
-    return root
+def progress(message):
+    print(message, file=sys.stderr, flush=True)
 
 
 def markdown(results):
@@ -91,11 +80,11 @@ def main(argv):
         entries = [parse_entry(e) for e in FLAGS.entry] + [(n, n, {}) for n in OPENCV_DETECTORS]
         results = {"resolution": FLAGS.resolution, "top_k": FLAGS.top_k, "entries": {}, "sets": {}}
         for set_name in FLAGS.sets:
-            root = test_set(set_name)
+            root = standard_test_set(set_name, FLAGS.data_dir, progress)
             results["sets"][set_name] = {}
             for label, model, kwargs in entries:
                 detector = make_detector(model, resolution=(width, height), **kwargs)
-                print(f"{set_name}: {label}", file=sys.stderr, flush=True)
+                progress(f"{set_name}: {label}")
                 results["entries"][label] = {"model": model, **kwargs}
                 results["sets"][set_name][label] = evaluate_hpatches(detector, root, resolution=(width, height),
                                                                      top_k=FLAGS.top_k)

@@ -161,4 +161,26 @@ def write_hpatches_like(root, num_sequences=8, seed=0, *, height=480, width=640,
     return root
 
 
-__all__ = ["list_sequences", "load_hpatches", "load_sequence", "read_homography", "write_hpatches_like"]
+# The project's standard test sets (seeds differ from the search's validation split, 1001): "generated" from the
+# scikit-image photos (training's photos, other crops and warps), "heldout" from photos no training or tuning saw.
+STANDARD_TEST_SETS = {
+    "generated": {"num_sequences": 16, "seed": 0},
+    "heldout": {"num_sequences": 12, "seed": 0, "heldout": True},
+}
+
+
+def standard_test_set(name, data_dir, progress=None):
+    """The folder of standard test set ``name`` under ``data_dir``, written there on first use."""
+    if name not in STANDARD_TEST_SETS:
+        raise UserError(f"unknown test set {name!r}; choose from {', '.join(STANDARD_TEST_SETS)}")
+    root = os.path.join(data_dir, name)
+    if not os.path.isdir(root):
+        if progress is not None:
+            progress(f"writing the {name} test set to {root}")
+        os.makedirs(data_dir, exist_ok=True)
+        write_hpatches_like(root, **STANDARD_TEST_SETS[name])
+    return root
+
+
+__all__ = ["STANDARD_TEST_SETS", "list_sequences", "load_hpatches", "load_sequence", "read_homography",
+           "standard_test_set", "write_hpatches_like"]
