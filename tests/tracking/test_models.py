@@ -62,6 +62,29 @@ def test_weights_round_trip(networks, tmp_path):
         ettrack(weights=str(tmp_path / "missing.h5"), **SMALL)
 
 
+def test_float16_weights_load_into_the_float32_network(networks, tmp_path):
+    """Half-size weight files (as shipped in models/) load and give the float32 outputs up to float16 rounding."""
+    import h5py
+
+    network = networks["exemplar"]
+    full, half = str(tmp_path / "full.h5"), str(tmp_path / "half.h5")
+    network.save_weights(full)
+    network.save_weights(half, float16=True)
+    with h5py.File(half, "r") as f:
+        dtypes = {}
+        f.visititems(lambda name, item: dtypes.update({name: item.dtype}) if isinstance(item, h5py.Dataset) else None)
+    assert any(d == np.float16 for d in dtypes.values())
+    assert all(d == np.float32 for name, d in dtypes.items() if "moving_" in name)
+    loaded = ettrack(weights=half, **SMALL)
+    assert all(w.dtype == "float32" for w in loaded.search_net.weights)
+    template, search = _pair()
+    expected = network.search_net([search, network.template_net(template)])
+    got = loaded.search_net([search, loaded.template_net(template)])
+    for key in ("cls", "reg"):
+        want = expected[key].numpy()
+        assert np.abs(got[key].numpy() - want).max() <= 2e-2 * max(np.abs(want).max(), 1.0)
+
+
 @pytest.mark.parametrize("kwargs,match", [(dict(head="siamfc"), "unknown tracker head"),
                                           (dict(template_size=16), "too small")])
 def test_bad_configuration(kwargs, match):

@@ -68,9 +68,15 @@ class TrackerNetwork:
         outputs = self.search_net([search, self.template_net(template)])
         return keras.Model([template, search], outputs, name=f"{self.search_net.name}_pair")
 
-    def save_weights(self, path):
-        """Writes both branches' weights to one .h5 file (shared backbone included)."""
+    def save_weights(self, path, *, float16=False):
+        """Writes both branches' weights to one .h5 file (shared backbone included).
+
+        With ``float16=True`` the weights are stored as float16 (half the file; BatchNorm statistics stay float32);
+        :meth:`load_weights` reads either into the float32 network.
+        """
         self.pair_model().save_weights(path)
+        if float16:
+            _to_float16(path)
 
     def load_weights(self, path):
         if not os.path.isfile(path):
@@ -82,6 +88,23 @@ class TrackerNetwork:
             raise UserError(f"tracker weights {path!r} do not fit the {self.config['head']!r} head ({first[:160]}); "
                             "pass weights saved from the same tracker (ettrack, lighttrack or attention)")
         return self
+
+
+def _to_float16(path):
+    """Rewrites the float32 datasets of a Keras .h5 weights file as float16, in place (BN statistics excepted)."""
+    import h5py
+
+    with h5py.File(path, "r+") as f:
+        names = []
+        f.visititems(lambda name, item: names.append(name) if isinstance(item, h5py.Dataset) else None)
+        for name in names:
+            values = f[name][()]
+            if values.dtype != np.float32 or "moving_" in name or np.abs(values).max(initial=0) > 6e4:
+                continue
+            attributes = dict(f[name].attrs)
+            del f[name]
+            f.create_dataset(name, data=values.astype(np.float16))
+            f[name].attrs.update(attributes)
 
 
 def grid_points(output_size, search_size, stride=STRIDE):

@@ -113,10 +113,11 @@ class _EpochGuard(keras.callbacks.Callback):
         save_tracker_weights(self.model.network, self.weights_path)
 
 
-def save_tracker_weights(network, path):
-    """Writes ``network``'s weights to ``path`` (.h5) via a temporary file: a crash never leaves half a file."""
+def save_tracker_weights(network, path, *, float16=False):
+    """Writes ``network``'s weights to ``path`` (.h5) via a temporary file: a crash never leaves half a file.
+    ``float16``: store them as float16 (see :meth:`~zippy_tf.tracking.model.TrackerNetwork.save_weights`)."""
     with atomic_path(path) as tmp:
-        network.save_weights(tmp)
+        network.save_weights(tmp, float16=float16)
     return path
 
 
