@@ -91,20 +91,31 @@ class TrackerNetwork:
 
 
 def _to_float16(path):
-    """Rewrites the float32 datasets of a Keras .h5 weights file as float16, in place (BN statistics excepted)."""
+    """Rewrites a Keras .h5 weights file with its float32 datasets as float16 (BN statistics excepted).
+
+    HDF5 does not give back the space of deleted datasets, so the file is copied into a new one, then renamed.
+    """
     import h5py
 
-    with h5py.File(path, "r+") as f:
-        names = []
-        f.visititems(lambda name, item: names.append(name) if isinstance(item, h5py.Dataset) else None)
-        for name in names:
-            values = f[name][()]
-            if values.dtype != np.float32 or "moving_" in name or np.abs(values).max(initial=0) > 6e4:
+    def copy(source, target):
+        target.attrs.update(dict(source.attrs))
+        for name, item in source.items():
+            if isinstance(item, h5py.Group):
+                copy(item, target.create_group(name))
                 continue
-            attributes = dict(f[name].attrs)
-            del f[name]
-            f.create_dataset(name, data=values.astype(np.float16))
-            f[name].attrs.update(attributes)
+            values = item[()]
+            if values.dtype == np.float32 and "moving_" not in name and np.abs(values).max(initial=0) < 6e4:
+                values = values.astype(np.float16)
+            target.create_dataset(name, data=values).attrs.update(dict(item.attrs))
+
+    tmp = f"{path}.float16"
+    try:
+        with h5py.File(path, "r") as source, h5py.File(tmp, "w") as target:
+            copy(source, target)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
 
 
 def grid_points(output_size, search_size, stride=STRIDE):
