@@ -14,8 +14,13 @@ $(VENV)/.installed: setup.cfg pyproject.toml constraints.txt
 	$(BIN)/pip install -q -c constraints.txt -e ".[test]"
 	touch $@
 
-# Main job: build ZippyPoint and the KP2D baseline, export to fp32 / int8 / LCE flatbuffers, benchmark in one run.
+PAIR := $(OUT)/hpatches_sets/generated/v_chelsea_006
+
+# Main job: match a generated viewpoint pair with the shipped ZippyPoint (out/matches.png), then build ZippyPoint
+# and the KP2D baseline, export them to fp32 / int8 / LCE flatbuffers and benchmark them in one run.
 demo: setup
+	$(BIN)/python -c "import zippy_tf.data.hpatches as h; h.standard_test_set('generated', '$(OUT)/hpatches_sets')"
+	$(BIN)/zippy-tf match $(PAIR)/1.ppm $(PAIR)/3.ppm --output $(OUT)/matches.png
 	$(BIN)/python benchmarks/latency.py --output_dir $(OUT)
 
 test: setup

@@ -1,0 +1,53 @@
+"""Exports what a device latency table for the precision search (``zippy-tf search --cost table``) is measured on.
+
+For every macro-block and every candidate of its role, the starting configuration with that one block changed
+is exported to an LCE flatbuffer (one file per block choice), plus ``table_template.json``: the table the search
+reads, ``{"<block>": {"<choice>": null, ...}, ...}``, with one entry per block and choice, to be filled in with
+milliseconds measured on the device (BUILD.md §5 says how). The search's ``TableCost`` sums one entry per block.
+
+    python converters/export_cost_table.py --output_dir cost_table [--config int8] [--resolution 320x240]
+"""
+
+import os
+import sys
+
+from absl import app, flags
+
+from zippy_tf.cli.common import parse_resolution
+from zippy_tf.errors import UserError
+from zippy_tf.export import convert
+from zippy_tf.io import atomic_write, write_json
+from zippy_tf.keypoints.model import as_blocks, keypoint_network
+from zippy_tf.quantization.macro_block import ROLE_CANDIDATES
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("output_dir", "cost_table", "folder for the flatbuffers, manifest.json and table_template.json")
+flags.DEFINE_string("config", "int8", "starting configuration: zippypoint, int8, or a macro-block JSON file")
+flags.DEFINE_string("resolution", "320x240", "input WIDTHxHEIGHT (the one the device runs)")
+
+
+def main(argv):
+    del argv
+    try:
+        height, width = parse_resolution(FLAGS.resolution)
+        blocks = as_blocks(FLAGS.config)
+    except UserError as e:
+        sys.exit(f"export_cost_table: error: {e}")
+    os.makedirs(FLAGS.output_dir, exist_ok=True)
+    template, manifest = {}, []
+    for index, block in enumerate(blocks):
+        template[block.name] = {}
+        for choice in ROLE_CANDIDATES[block.role]:
+            template[block.name][choice] = None
+            config = [*blocks[:index], block.with_choice(choice), *blocks[index + 1:]]
+            path = os.path.join(FLAGS.output_dir, f"{block.name}={choice}.tflite")
+            atomic_write(path, convert(keypoint_network(config, input_shape=(height, width, 3)), "lce"))
+            manifest.append({"block": block.name, "choice": choice, "path": path,
+                             "layer_prefix": f"{block.name}_"})
+            print(f"wrote {path}", file=sys.stderr, flush=True)
+    write_json(os.path.join(FLAGS.output_dir, "manifest.json"), manifest)
+    write_json(os.path.join(FLAGS.output_dir, "table_template.json"), template)
+
+
+if __name__ == "__main__":
+    app.run(main)
