@@ -76,7 +76,7 @@ class TrackerNetwork:
         """
         self.pair_model().save_weights(path)
         if float16:
-            _to_float16(path)
+            weights_to_float16(path)
 
     def load_weights(self, path):
         if not os.path.isfile(path):
@@ -90,8 +90,9 @@ class TrackerNetwork:
         return self
 
 
-def _to_float16(path):
-    """Rewrites a Keras .h5 weights file with its float32 datasets as float16 (BN statistics excepted).
+def weights_to_float16(path):
+    """Rewrites a Keras .h5 weights file with its float32 datasets as float16 (BN statistics excepted), which
+    :meth:`TrackerNetwork.load_weights` reads into the float32 network (how the weights in models/ are stored).
 
     HDF5 does not give back the space of deleted datasets, so the file is copied into a new one, then renamed.
     """
@@ -271,4 +272,4 @@ def compare_complexity(**config):
 
 
 __all__ = ["HEADS", "TrackerNetwork", "attention_tracker", "build_tracker_network", "compare_complexity",
-           "complexity", "ettrack", "grid_points", "lighttrack"]
+           "complexity", "ettrack", "grid_points", "lighttrack", "weights_to_float16"]
