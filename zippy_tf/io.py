@@ -39,6 +39,32 @@ def atomic_write(path, data):
     return path
 
 
+def save_float16_weights(source, target):
+    """Copies a Keras .h5 weights file ``source`` to ``target`` with its float32 weights stored as float16: half the
+    size, for shipping. BatchNorm moving statistics and values beyond float16's range stay float32. Keras casts
+    the values back to float32 when it loads them (``model.load_weights``). ``target`` is written atomically and
+    may be ``source``.
+    """
+    import h5py
+    import numpy as np
+
+    def copy(src, dst):
+        dst.attrs.update(dict(src.attrs))
+        for name, item in src.items():
+            if isinstance(item, h5py.Group):
+                copy(item, dst.create_group(name))
+                continue
+            values = item[()]
+            if values.dtype == np.float32 and "moving_" not in name and np.abs(values).max(initial=0) < 6e4:
+                values = values.astype(np.float16)
+            dst.create_dataset(name, data=values).attrs.update(dict(item.attrs))
+
+    # a new file, not datasets replaced in place: HDF5 does not give back the space of deleted datasets
+    with atomic_path(target) as tmp, h5py.File(source, "r") as src, h5py.File(tmp, "w") as dst:
+        copy(src, dst)
+    return target
+
+
 def write_json(path, obj):
     return atomic_write(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
 
