@@ -82,15 +82,16 @@ def main(fv, args, name):
                                    log=log, resolution=(height, width), steps=fv.steps, batch_size=fv.batch_size,
                                    metric=fv.metric, initial_weights=fv.weights or preset.shipped_weights)
     only = set(fv.blocks) if fv.blocks else None
-    total = 1 + sum(len(ROLE_CANDIDATES[blocks[i].role]) - 1 for i in searchable(blocks, only=only))
-    bar = tqdm(total=total, desc="candidates", file=sys.stderr)
+    # every choice of every step is visited, the kept one again (from the log): 1 + Σ |candidates|
+    total = 1 + sum(len(ROLE_CANDIDATES[blocks[i].role]) for i in searchable(blocks, only=only))
+    bar = tqdm(total=total, desc="candidates (logged ones reused)", file=sys.stderr)
     result = traverse(blocks, evaluate=evaluator, cost=cost, log=log, budget=fv.budget,
-                      only=only, progress=lambda record: bar.update(1) if bar.n < total else None)
+                      only=only, progress=lambda record: bar.update(1))
     bar.close()
     config_path = os.path.join(fv.output, "config.json")
     atomic_write(config_path, blocks_to_json(result.blocks))
     write_json(os.path.join(fv.output, "result.json"), result.to_dict())
-    plot = plot_search(result, os.path.join(fv.output, "pareto.png"))
+    plot = plot_search(result, os.path.join(fv.output, "pareto.png"), metric_name=f"validation {fv.metric}")
     final = result.path[-1]
     return {"config": config_path, "plot": plot, "log": log.path, "cost_model": cost.name,
             "chosen": {p["block"]: p["choice"] for p in result.path}, "evaluated": len(log),

@@ -91,7 +91,7 @@ def traverse(blocks, *, evaluate, cost, log, budget, candidates=None, only=None,
     return SearchResult(current, start, path, used, cost.name)
 
 
-def plot_search(result, path):
+def plot_search(result, path, metric_name="metric"):
     """Pareto plot: cost vs. metric of every evaluated candidate, the chosen path highlighted."""
     import matplotlib
 
@@ -103,11 +103,15 @@ def plot_search(result, path):
                edgecolor="grey", label="evaluated candidates")
     chosen = [result.start] + result.path
     ax.plot([r["cost"] for r in chosen], [r["metric"] for r in chosen], "o-", color="tab:red", label="chosen path")
+    labels = {result.start["key"]: ["start"]}  # steps that kept the parent's choice share its point
     for r in result.path:
-        ax.annotate(f"{r['block']}={r['choice']}", (r["cost"], r["metric"]), fontsize=7,
-                    xytext=(4, 4), textcoords="offset points")
+        labels.setdefault(r["key"], []).append(f"{r['block']}={r['choice']}")
+    for r in chosen:
+        if r["key"] in labels:
+            ax.annotate("\n".join(labels.pop(r["key"])), (r["cost"], r["metric"]), fontsize=7,
+                        xytext=(4, 4), textcoords="offset points")
     ax.set_xlabel(f"cost ({result.cost_model})")
-    ax.set_ylabel("metric")
+    ax.set_ylabel(metric_name)
     ax.set_title("Layer partitioning and traversal")
     ax.legend()
     fig.tight_layout()
