@@ -26,6 +26,7 @@ import numpy as np
 
 from zippy_tf._compat import keras, tf
 from zippy_tf.errors import UserError
+from zippy_tf.io import save_float16_weights
 from zippy_tf.tracking.attention import SelfAttentionTransformer
 from zippy_tf.tracking.backbone import CHANNELS, STRIDE, lt_mobile
 from zippy_tf.tracking.exemplar import ExemplarAttention, ExemplarTransformer
@@ -76,7 +77,7 @@ class TrackerNetwork:
         """
         self.pair_model().save_weights(path)
         if float16:
-            weights_to_float16(path)
+            save_float16_weights(path, path)
 
     def load_weights(self, path):
         if not os.path.isfile(path):
@@ -88,35 +89,6 @@ class TrackerNetwork:
             raise UserError(f"tracker weights {path!r} do not fit the {self.config['head']!r} head ({first[:160]}); "
                             "pass weights saved from the same tracker (ettrack, lighttrack or attention)")
         return self
-
-
-def weights_to_float16(path):
-    """Rewrites a Keras .h5 weights file with its float32 datasets as float16 (BN statistics excepted), which
-    :meth:`TrackerNetwork.load_weights` reads into the float32 network (how the weights in models/ are stored).
-
-    HDF5 does not give back the space of deleted datasets, so the file is copied into a new one, then renamed.
-    """
-    import h5py
-
-    def copy(source, target):
-        target.attrs.update(dict(source.attrs))
-        for name, item in source.items():
-            if isinstance(item, h5py.Group):
-                copy(item, target.create_group(name))
-                continue
-            values = item[()]
-            if values.dtype == np.float32 and "moving_" not in name and np.abs(values).max(initial=0) < 6e4:
-                values = values.astype(np.float16)
-            target.create_dataset(name, data=values).attrs.update(dict(item.attrs))
-
-    tmp = f"{path}.float16"
-    try:
-        with h5py.File(path, "r") as source, h5py.File(tmp, "w") as target:
-            copy(source, target)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def grid_points(output_size, search_size, stride=STRIDE):
@@ -272,4 +244,4 @@ def compare_complexity(**config):
 
 
 __all__ = ["HEADS", "TrackerNetwork", "attention_tracker", "build_tracker_network", "compare_complexity",
-           "complexity", "ettrack", "grid_points", "lighttrack", "weights_to_float16"]
+           "complexity", "ettrack", "grid_points", "lighttrack"]
