@@ -43,3 +43,14 @@ def test_float16_in_place(tmp_path):
     with h5py.File(path, "r") as f:
         assert f["out/out/kernel:0"].dtype == np.float16
     assert [p for p in os.listdir(tmp_path) if p != "w.h5"] == []  # no temporary file left
+
+
+def test_atomic_writes_get_the_usual_permissions(tmp_path):
+    from zippy_tf.io import atomic_write
+
+    old = os.umask(0o022)
+    try:
+        atomic_write(str(tmp_path / "a.json"), "{}")
+    finally:
+        os.umask(old)
+    assert os.stat(tmp_path / "a.json").st_mode & 0o777 == 0o644
