@@ -88,8 +88,10 @@ def test_kp2d_two_training_steps_match_one_device(runs):
     single, mirrored = runs["kp2d_single"], runs["kp2d_mirrored"]
     first = {key: values[0] for key, values in single["history"].items()}
     assert_same_metrics({key: values[0] for key, values in mirrored["history"].items()}, first)
-    # After one update, last-bit differences can move a point across a loss's 4-px threshold: looser tolerances.
-    np.testing.assert_allclose(mirrored["history"]["loss"][1], single["history"]["loss"][1], rtol=1e-3)
+    # After one update, last-bit differences (all-reduce order) can move a point across a loss's 4-px threshold,
+    # a discrete jump of a few tenths of a per cent (0.28 % seen): a looser tolerance, still far below the factor
+    # a wrongly reduced loss would cause.
+    np.testing.assert_allclose(mirrored["history"]["loss"][1], single["history"]["loss"][1], rtol=1e-2)
     assert single["history"]["loss"][1] != single["history"]["loss"][0]
     # The size of the two SGD updates: a loss reduced per replica instead of per global batch would double it.
     np.testing.assert_allclose(mirrored["update"], single["update"], rtol=1e-2)
