@@ -23,6 +23,7 @@ import sys
 from absl import app, flags
 
 import zippy_tf  # noqa: F401  (selects Keras 2 before TensorFlow is imported)
+from zippy_tf.cli.eval_hpatches import hpatches_resolution
 from zippy_tf.data.hpatches import STANDARD_TEST_SETS, standard_test_set
 from zippy_tf.errors import UserError
 from zippy_tf.io import atomic_write, check_output_path, write_json
@@ -76,7 +77,7 @@ def main(argv):
     del argv
     try:
         check_output_path(FLAGS.output)
-        width, height = (int(v) for v in FLAGS.resolution.lower().split("x"))
+        width, height = hpatches_resolution(FLAGS.resolution)
         entries = [parse_entry(e) for e in FLAGS.entry] + [(n, n, {}) for n in OPENCV_DETECTORS]
         results = {"resolution": FLAGS.resolution, "top_k": FLAGS.top_k, "entries": {}, "sets": {}}
         for set_name in FLAGS.sets:
