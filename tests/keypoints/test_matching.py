@@ -4,7 +4,21 @@ import cv2
 import numpy as np
 import pytest
 
+from zippy_tf.keypoints import matching
 from zippy_tf.keypoints.matching import hamming_distances, match_hamming, match_l2, to_dmatches
+
+
+@pytest.fixture(params=["c_popcount", "numpy_table16"])
+def hamming_kernel(request, monkeypatch):
+    """Runs a test on the C kernel and on the numpy fallback used when the package is built without a compiler."""
+    if request.param == "numpy_table16":
+        monkeypatch.setattr(matching, "_hamming", None)
+    return request.param
+
+
+def test_c_kernel_is_built():
+    assert matching.HAMMING_KERNEL == "c_popcount", (
+        "zippy_tf.keypoints._hamming is missing: install with a C compiler (pip install -e .) for fast matching")
 
 
 def _bits(rng, n, m=256):
@@ -36,10 +50,11 @@ def test_hamming_distances_match_unpacked_count():
 
 @pytest.mark.parametrize("mutual", [True, False])
 @pytest.mark.parametrize("ratio", [None, 0.95, 0.8])
-def test_hamming_equals_brute_force_float(mutual, ratio):
+@pytest.mark.parametrize("bits", [256, 72, 8])  # 72: not whole 64-bit words; 8: many ties
+def test_hamming_equals_brute_force_float(hamming_kernel, mutual, ratio, bits):
     rng = np.random.default_rng(1)
-    bits1 = _bits(rng, 120)
-    bits2 = np.concatenate([bits1[:60] ^ (rng.random((60, 256)) < 0.1), _bits(rng, 90)]).astype(np.uint8)
+    bits1 = _bits(rng, 120, bits)
+    bits2 = np.concatenate([bits1[:60] ^ (rng.random((60, bits)) < 0.1), _bits(rng, 90, bits)]).astype(np.uint8)
     indices, distances = match_hamming(np.packbits(bits1, 1), np.packbits(bits2, 1), mutual=mutual, ratio=ratio)
     expected_indices, expected_distances = _brute_force(bits1, bits2, mutual, ratio)
     np.testing.assert_array_equal(indices, expected_indices)
@@ -51,7 +66,7 @@ def test_hamming_equals_brute_force_float(mutual, ratio):
     np.testing.assert_allclose(l2_distances, 2.0 * np.sqrt(expected_distances), rtol=1e-5)
 
 
-def test_ratio_test_rejects_ambiguous():
+def test_ratio_test_rejects_ambiguous(hamming_kernel):
     base = np.zeros((1, 32), np.uint8)
     near = base.copy(); near[0, 0] = 0b1  # distance 1
     also_near = base.copy(); also_near[0, 1] = 0b1  # distance 1: ambiguous
@@ -63,7 +78,7 @@ def test_ratio_test_rejects_ambiguous():
     assert indices.tolist() == [[0, 0]] and distances.tolist() == [1.0]
 
 
-def test_mutual_check():
+def test_mutual_check(hamming_kernel):
     """Two queries share one nearest neighbour: only the closer survives the mutual check."""
     target = np.zeros((2, 1), np.uint8)
     target[1, 0] = 0xFF
@@ -72,7 +87,7 @@ def test_mutual_check():
     assert match_hamming(queries, target, mutual=True)[0].tolist() == [[0, 0]]
 
 
-def test_empty_and_single():
+def test_empty_and_single(hamming_kernel):
     empty = np.zeros((0, 32), np.uint8)
     one = np.zeros((1, 32), np.uint8)
     assert match_hamming(empty, one)[0].shape == (0, 2)

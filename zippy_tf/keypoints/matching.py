@@ -1,12 +1,13 @@
 """Descriptor matching: Hamming distance on packed binary descriptors, L2 on float ones, with one interface.
 
 Both matchers find, for every descriptor of the first set, its nearest (and second-nearest) neighbour in the
-second set, then keep a match when it passes the optional ratio test and, if asked, the mutual check. Ties go to
-the lowest index in both matchers, as in ``np.argmin`` and ``cv2.BFMatcher``.
+second set and, for the mutual check, every second-set descriptor's nearest neighbour in the first set, all in one
+pass over the pairs. A match is kept when it passes the optional ratio test and, if asked, the mutual check. Ties
+go to the lowest index in both matchers, as in ``np.argmin`` and ``cv2.BFMatcher``.
 
-The Hamming nearest-neighbour search runs on OpenCV's ``cv2.batchDistance`` (hardware popcount on XOR'ed words);
-:func:`hamming_distances` gives the full distance matrix in numpy (XOR, then a popcount table on 16-bit chunks,
-in row blocks so memory stays bounded).
+The Hamming search runs in a small C kernel (``_hamming.c``: XOR and hardware popcount, no distance matrix) when the
+package was built with it; otherwise, and in :func:`hamming_distances`, numpy XORs and counts bits with a 16-bit
+table, in row blocks so memory stays bounded.
 """
 
 import functools
@@ -14,7 +15,13 @@ import functools
 import cv2
 import numpy as np
 
+try:
+    from zippy_tf.keypoints import _hamming
+except ImportError:  # built without a C compiler (setup.py marks the kernel optional)
+    _hamming = None
+
 BLOCK_ROWS = 1024  # rows of the first set per block: bounds the (rows, M) temporaries
+HAMMING_KERNEL = "c_popcount" if _hamming is not None else "numpy_table16"
 
 
 @functools.lru_cache(maxsize=None)
@@ -32,59 +39,87 @@ def _as_packed(descriptors):
     return descriptors
 
 
+def _padded(a, b, multiple):
+    """Both packed sets with zero bytes appended to a whole number of ``multiple``-byte words (no added distance)."""
+    pad = -a.shape[1] % multiple
+    return (np.pad(a, ((0, 0), (0, pad))), np.pad(b, ((0, 0), (0, pad)))) if pad else (a, b)
+
+
+def _hamming_blocks(a, b, block_rows):
+    """(start row, int32 Hamming distances of rows start.. of ``a`` to all of ``b``) in row blocks."""
+    a16, b16 = (x.view(np.uint16) for x in _padded(a, b, 2))
+    table = popcount_table16()
+    for start in range(0, len(a16), block_rows):
+        yield start, table[a16[start:start + block_rows, None, :] ^ b16[None]].sum(-1, dtype=np.int32)
+
+
 def hamming_distances(a, b, block_rows=BLOCK_ROWS):
     """The full (N, M) Hamming distance matrix (int32) between packed uint8 descriptors (N, B) and (M, B)."""
     a, b = _as_packed(a), _as_packed(b)
-    if a.shape[1] % 2:  # pad to whole 16-bit chunks; zero bytes add no distance
-        a, b = (np.pad(x, ((0, 0), (0, 1))) for x in (a, b))
-    a16, b16 = a.view(np.uint16), b.view(np.uint16)
-    table = popcount_table16()
     out = np.empty((len(a), len(b)), np.int32)
-    for start in range(0, len(a), block_rows):
-        xor = a16[start:start + block_rows, None, :] ^ b16[None]
-        out[start:start + block_rows] = table[xor].sum(-1, dtype=np.int32)
+    for start, block in _hamming_blocks(a, b, block_rows):
+        out[start:start + len(block)] = block
     return out
 
 
-def _hamming_neighbours(a, b, k):
-    """The ``k`` nearest neighbours in ``b`` of each row of ``a``: (distances (N, k) float32, indices (N, k))."""
-    distances, indices = cv2.batchDistance(a, b, cv2.CV_32S, normType=cv2.NORM_HAMMING, K=min(k, len(b)))
-    return distances.astype(np.float32), indices.astype(np.int64)
+def _nearest_from_blocks(blocks, n, m, k, columns):
+    """Row k-nearest and column nearest from (start, (rows, M) distance block) pairs covering all N rows.
 
-
-def _l2_neighbours(a, b, k):
-    """As :func:`_hamming_neighbours` for float descriptors, with BLAS products in row blocks."""
-    a, b = np.asarray(a, np.float32), np.asarray(b, np.float32)
-    k = min(k, len(b))
-    norms_b = np.einsum("ij,ij->i", b, b)
-    distances, indices = np.empty((len(a), k), np.float32), np.empty((len(a), k), np.int64)
-    for start in range(0, len(a), BLOCK_ROWS):
-        rows = a[start:start + BLOCK_ROWS]
-        squared = np.einsum("ij,ij->i", rows, rows)[:, None] + norms_b[None] - 2.0 * rows @ b.T
-        rows_index = np.arange(len(rows))
+    Returns (row distances (N, k) float32, row indices (N, k) int64, column nearest rows (M,) int64 or None).
+    """
+    distances, indices = np.empty((n, k), np.float32), np.empty((n, k), np.int64)
+    column_best, column_index = np.full(m, np.inf, np.float32), np.zeros(m, np.int64)
+    for start, block in blocks:
+        block = block.astype(np.float32, copy=False)
+        rows = np.arange(len(block))
+        if columns:
+            nearest = block.argmin(0)
+            best = block[nearest, np.arange(m)]
+            better = best < column_best  # blocks arrive in row order: strict < keeps the lowest row on ties
+            column_best[better], column_index[better] = best[better], nearest[better] + start
         for column in range(k):  # argmin: ties go to the lower index; then mask it for the next neighbour
-            nearest = squared.argmin(1)
-            indices[start:start + BLOCK_ROWS, column] = nearest
-            distances[start:start + BLOCK_ROWS, column] = np.sqrt(np.maximum(squared[rows_index, nearest], 0.0))
-            squared[rows_index, nearest] = np.inf
-    return distances, indices
+            nearest = block.argmin(1)
+            indices[start:start + len(block), column] = nearest
+            distances[start:start + len(block), column] = block[rows, nearest]
+            block[rows, nearest] = np.inf
+    return distances, indices, column_index if columns else None
+
+
+def _hamming_neighbours(a, b, k, columns):
+    """As :func:`_nearest_from_blocks`, for packed binary descriptors, distances in bits."""
+    if _hamming is None:
+        return _nearest_from_blocks(_hamming_blocks(a, b, BLOCK_ROWS), len(a), len(b), k, columns)
+    a64, b64 = (np.ascontiguousarray(x).view(np.uint64) for x in _padded(a, b, 8))
+    distances, indices = np.empty((len(a), k), np.int32), np.empty((len(a), k), np.int64)
+    column_best = np.full(len(b), np.iinfo(np.int32).max, np.int32) if columns else None
+    column_index = np.zeros(len(b), np.int64) if columns else None
+    _hamming.nearest(a64, b64, len(a), len(b), a64.shape[1], k, distances, indices, column_best, column_index)
+    return distances.astype(np.float32), indices, column_index
+
+
+def _l2_neighbours(a, b, k, columns):
+    """As :func:`_nearest_from_blocks`, for float descriptors with BLAS products, distances in L2 units."""
+    a, b = np.asarray(a, np.float32), np.asarray(b, np.float32)
+    norms_b = np.einsum("ij,ij->i", b, b)
+    blocks = ((start, np.einsum("ij,ij->i", rows, rows)[:, None] + norms_b[None] - 2.0 * rows @ b.T)
+              for start, rows in ((s, a[s:s + BLOCK_ROWS]) for s in range(0, len(a), BLOCK_ROWS)))
+    squared, indices, column_index = _nearest_from_blocks(blocks, len(a), len(b), k, columns)
+    return np.sqrt(np.maximum(squared, 0.0)), indices, column_index
 
 
 def _match(neighbours, desc1, desc2, mutual, ratio):
     """Nearest-neighbour matches of ``desc1`` in ``desc2`` with the ratio test and the mutual check."""
     if len(desc1) == 0 or len(desc2) == 0:
         return np.zeros((0, 2), np.int64), np.zeros((0,), np.float32)
-    distances, indices = neighbours(desc1, desc2, 2 if ratio is not None else 1)
+    k = min(2 if ratio is not None else 1, len(desc2))
+    distances, indices, column_nearest = neighbours(desc1, desc2, k, mutual)
     keep = np.ones(len(desc1), bool)
-    if ratio is not None and distances.shape[1] == 2:
+    if ratio is not None and k == 2:
         # Accept iff d_best <= ratio · d_second (the reference's intent, without its ordering quirk).
         keep &= distances[:, 0].astype(np.float64) <= ratio * distances[:, 1].astype(np.float64)
+    if mutual:
+        keep &= column_nearest[indices[:, 0]] == np.arange(len(desc1))
     rows = np.flatnonzero(keep)
-    if mutual and len(rows):
-        # Only the descriptors of desc2 that some kept row chose need their own nearest neighbour.
-        targets, position = np.unique(indices[rows, 0], return_inverse=True)
-        _, back = neighbours(desc2[targets], desc1, 1)
-        rows = rows[back[position, 0] == rows]
     return np.stack([rows, indices[rows, 0]], 1), distances[rows, 0]
 
 
@@ -122,4 +157,4 @@ def to_dmatches(indices, distances):
     return [cv2.DMatch(int(i), int(j), float(d)) for (i, j), d in zip(indices, distances)]
 
 
-__all__ = ["hamming_distances", "match_descriptors", "match_hamming", "match_l2", "popcount_table16", "to_dmatches"]
+__all__ = ["HAMMING_KERNEL", "hamming_distances", "match_descriptors", "match_hamming", "match_l2", "popcount_table16", "to_dmatches"]
