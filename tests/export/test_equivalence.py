@@ -103,3 +103,22 @@ def test_lce_zippypoint_has_the_expected_kernels(networks):
     assert census["op_types"]["CONV_2D"] == {"int8": n_int8, "float32": 2}  # float score and location heads
     out = FlatbufferRunner(data)(x)
     assert {k: v.shape for k, v in out.items()} == {k: tuple(v.shape) for k, v in model(x).items()}
+
+
+@pytest.mark.parametrize("float_ops", [(), ("DEPTHWISE_CONV_2D",)])
+def test_int8_float_ops_stay_float(float_ops):
+    """Ops named in ``float_ops`` are float32 kernels between (de)quantize pairs; the rest stay int8; both agree with
+    Keras to int8 precision."""
+
+    inputs = keras.Input((16, 16, 8), batch_size=1)
+    x = keras.layers.DepthwiseConv2D(7, padding="same")(inputs)
+    outputs = keras.layers.Conv2D(8, 1, activation="relu")(x)
+    model = keras.Model(inputs, outputs)
+    images = np.random.default_rng(0).random((4, 16, 16, 8)).astype(np.float32)
+    flatbuffer = convert(model, "int8", representative_data=images, float_ops=float_ops)
+    types = op_census(flatbuffer)["op_types"]
+    assert set(types["DEPTHWISE_CONV_2D"]) == ({"float32"} if float_ops else {"int8"})
+    assert set(types["CONV_2D"]) == {"int8"}
+    expected = model(images[:1]).numpy()
+    (got,) = FlatbufferRunner(flatbuffer)(images[:1]).values()
+    np.testing.assert_allclose(got, expected, atol=0.05 * np.abs(expected).max())

@@ -49,8 +49,9 @@ def test_export_both_branches(networks, tmp_path, head, fmt):
     outputs = runner.search_net([search, features])
     assert outputs["cls"].shape == (1, 8, 8, 1) and outputs["reg"].shape == (1, 8, 8, 4)
     if fmt == "int8":
-        for path in (template_path, search_path):  # full-integer kernels, float I/O
-            assert set(op_census(read_flatbuffer(path))["op_types"]["CONV_2D"]) == {"int8"}
+        for path in (template_path, search_path):  # integer kernels but depthwise (INT8_FLOAT_OPS), float I/O
+            types = op_census(read_flatbuffer(path))["op_types"]
+            assert set(types["CONV_2D"]) == {"int8"} and set(types["DEPTHWISE_CONV_2D"]) == {"float32"}
         return
     expected_features = network.template_net(template).numpy()
     expected = network.search_net([search, expected_features])

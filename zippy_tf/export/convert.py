@@ -72,15 +72,37 @@ def _calibration(model, data, count):
     return tf.convert_to_tensor(data, tf.float32)
 
 
-def _representative(data):
+def _representative(inputs):
+    """A representative-dataset callable: sample i of every input tensor in ``inputs`` (a list, one per input)."""
     def generate():
-        for i in range(data.shape[0]):
-            yield [data[i : i + 1]]
+        for i in range(inputs[0].shape[0]):
+            yield [x[i : i + 1] for x in inputs]
 
     return generate
 
 
-def convert(model, fmt, *, representative_data=None, calibration_count=8):
+def convert_int8(keras_model, inputs, float_ops=()):
+    """Integer TFLite flatbuffer (float I/O) of ``keras_model`` calibrated on ``inputs``, a list of (N, ...) float
+    tensors, one per model input.
+
+    ``float_ops`` (TFLite op names such as "DEPTHWISE_CONV_2D") stay float32 between QUANTIZE / DEQUANTIZE pairs.
+    The reason to ask: an int8 kernel that the runtime's XNNPACK cannot take falls back to TFLite's own kernel, which
+    can be far slower than float (7×7 depthwise: 15× here, ``tracking.export.INT8_FLOAT_OPS``).
+    """
+    converter = tf.lite.TFLiteConverter.from_keras_model(keras_model)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = _representative(inputs)
+    if not float_ops:
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        return converter.convert()
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8, tf.lite.OpsSet.TFLITE_BUILTINS]
+    debugger = tf.lite.experimental.QuantizationDebugger(
+        converter=converter, debug_dataset=converter.representative_dataset,
+        debug_options=tf.lite.experimental.QuantizationDebugOptions(denylisted_ops=list(float_ops)))
+    return debugger.get_nondebug_quantized_model()
+
+
+def convert(model, fmt, *, representative_data=None, calibration_count=8, float_ops=()):
     """Converts a Keras model to flatbuffer bytes.
 
     Args:
@@ -89,6 +111,7 @@ def convert(model, fmt, *, representative_data=None, calibration_count=8):
             TFLite calibrated on ``representative_data``, float I/O), or "lce" (Larq Compute Engine: binary convs
             become ``LceBconv2d``, fake-quantized convs become int8).
         representative_data: (N, H, W, C) float images for int8 calibration; default: bundled photos.
+        float_ops: for "int8", TFLite ops to keep in float32 (see :func:`convert_int8`).
     """
     if fmt not in FORMATS:
         raise UserError(f"unknown format {fmt!r}; choose one of: {', '.join(FORMATS)}")
@@ -105,13 +128,8 @@ def convert(model, fmt, *, representative_data=None, calibration_count=8):
         if binary:
             raise UserError(f"model {model.name!r} has binary layers ({binary[0]}, ...); export it with --format lce")
         data = _calibration(model, representative_data, calibration_count)
-        model = strip_fake_quant(model, binding_clips(model, data))
-    converter = tf.lite.TFLiteConverter.from_keras_model(model)
-    if fmt == "int8":
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.representative_dataset = _representative(data)
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    return converter.convert()
+        return convert_int8(strip_fake_quant(model, binding_clips(model, data)), [data], float_ops)
+    return tf.lite.TFLiteConverter.from_keras_model(model).convert()
 
 
-__all__ = ["FORMATS", "binding_clips", "convert", "strip_fake_quant"]
+__all__ = ["FORMATS", "binding_clips", "convert", "convert_int8", "strip_fake_quant"]
