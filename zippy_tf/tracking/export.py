@@ -13,13 +13,15 @@ from zippy_tf.export import convert, convert_int8, op_census
 from zippy_tf.io import atomic_write, check_output_path
 
 TRACKER_FORMATS = ("fp32", "int8")
-# Depthwise convolutions stay float32 in the int8 export: this TFLite's XNNPACK has no int8 kernel for LT-Mobile's
-# 7×7 depthwise, and TFLite's fallback ran 15× slower than float (2×[32×32×240] dw7: 28.5 vs 1.8 ms, 1 thread);
-# the 3×3 / 5×5 int8 kernels were also slower than float there.
-INT8_FLOAT_OPS = ("DEPTHWISE_CONV_2D",)
+# Ops kept float32 in the int8 export, because this TFLite's int8 kernels for them are slower than float (1 thread,
+# x86): XNNPACK has no int8 7×7 depthwise, and TFLite's fallback ran 15× slower than float; LayerNorm (MEAN,
+# SQUARED_DIFFERENCE, RSQRT) runs on reference int8 kernels. Measured on E.T.Track's search branch by
+# benchmarks/int8_float_ops.py (benchmarks/results/int8_float_ops.json).
+INT8_FLOAT_OPS = ("DEPTHWISE_CONV_2D", "MEAN", "SQUARED_DIFFERENCE", "RSQRT")
 
 
-def _calibration(network, count):
+def calibration_data(network, count):
+    """Int8 calibration inputs: (template crops, [search crops, template-branch features of other crops])."""
     from zippy_tf.data.photos import calibration_images
 
     template_size = network.template_net.inputs[0].shape[1]
@@ -34,7 +36,7 @@ def convert_search_branch(network, fmt, *, representative_pairs=None, calibratio
     """The search branch as flatbuffer bytes; int8 is calibrated on [search images, template features] pairs."""
     if fmt != "int8":
         return tf.lite.TFLiteConverter.from_keras_model(network.search_net).convert()
-    pairs = representative_pairs or _calibration(network, calibration_count)[1]
+    pairs = representative_pairs or calibration_data(network, calibration_count)[1]
     return convert_int8(network.search_net, [tf.convert_to_tensor(x, tf.float32) for x in pairs], INT8_FLOAT_OPS)
 
 
@@ -49,8 +51,8 @@ def export_tracker(network, fmt, output_path, *, calibration_count=8):
 
     Args:
         network: the tracker (its input sizes are baked into the flatbuffers).
-        fmt: "fp32" or "int8" (integer kernels except depthwise convolutions, ``INT8_FLOAT_OPS``; float32 inputs
-            and outputs).
+        fmt: "fp32" or "int8" (integer kernels except ``INT8_FLOAT_OPS``: depthwise convolutions and LayerNorm;
+            float32 inputs and outputs).
         output_path: ``<stem>.tflite``; writes ``<stem>_template.tflite`` and ``<stem>_search.tflite``. Both are
             converted before either is written, so a failed conversion leaves nothing behind.
         calibration_count: photos used to calibrate int8 ranges.
@@ -65,7 +67,7 @@ def export_tracker(network, fmt, output_path, *, calibration_count=8):
     paths = branch_paths(output_path)
     for path in paths:
         check_output_path(path)
-    templates, pairs = _calibration(network, calibration_count) if fmt == "int8" else (None, None)
+    templates, pairs = calibration_data(network, calibration_count) if fmt == "int8" else (None, None)
     data = (convert(network.template_net, fmt, representative_data=templates, float_ops=INT8_FLOAT_OPS),
             convert_search_branch(network, fmt, representative_pairs=pairs))
     result = {"format": fmt}

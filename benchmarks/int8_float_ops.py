@@ -1,0 +1,87 @@
+"""Which ops to keep float in a tracker's int8 export: the search branch (the per-frame network) timed as fp32 and
+as int8 with different ops left float32, in one run, 1 thread, TFLite's builtin interpreter with XNNPACK.
+
+Chooses ``zippy_tf.tracking.export.INT8_FLOAT_OPS``: an int8 kernel that XNNPACK cannot take falls back to
+TFLite's own, which can be slower than float (7×7 depthwise, LayerNorm's MEAN / SQUARED_DIFFERENCE / RSQRT).
+
+    python benchmarks/int8_float_ops.py [--model ettrack] [--repeats 10] [--output benchmarks/results/int8_float_ops.json]
+"""
+
+import argparse
+import json
+import os
+import platform
+import time
+
+import zippy_tf  # noqa: F401  (sets up Keras 2 before TensorFlow is imported)
+import numpy as np
+
+from zippy_tf._compat import tf
+from zippy_tf.export import convert_int8, op_census
+from zippy_tf.io import write_json
+from zippy_tf.presets import build_model
+from zippy_tf.tracking.export import INT8_FLOAT_OPS, calibration_data
+
+RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "int8_float_ops.json")
+LAYER_NORM = ("MEAN", "SQUARED_DIFFERENCE", "RSQRT")
+VARIANTS = {
+    "int8_all": (),
+    "int8_float_depthwise": ("DEPTHWISE_CONV_2D",),
+    "int8_float_layernorm": LAYER_NORM,
+    "int8_float_depthwise_layernorm": ("DEPTHWISE_CONV_2D", *LAYER_NORM),
+    "int8_float_depthwise_layernorm_attention": ("DEPTHWISE_CONV_2D", *LAYER_NORM, "BATCH_MATMUL", "SOFTMAX"),
+}
+
+
+def best_ms(flatbuffer, repeats):
+    interpreter = tf.lite.Interpreter(model_content=flatbuffer, num_threads=1)
+    interpreter.allocate_tensors()
+    rng = np.random.default_rng(0)
+    for detail in interpreter.get_input_details():
+        interpreter.set_tensor(detail["index"], rng.random(detail["shape"], np.float32))
+    interpreter.invoke()  # warm-up
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        interpreter.invoke()
+        times.append(time.perf_counter() - start)
+    return 1e3 * min(times)
+
+
+def run(model_name, repeats, calibration_count=4):
+    network = build_model(model_name)
+    pairs = [tf.convert_to_tensor(x, tf.float32) for x in calibration_data(network, calibration_count)[1]]
+    flatbuffers = {"fp32": tf.lite.TFLiteConverter.from_keras_model(network.search_net).convert()}
+    flatbuffers.update({name: convert_int8(network.search_net, pairs, ops) for name, ops in VARIANTS.items()})
+    milliseconds = {name: [] for name in flatbuffers}
+    for _ in range(2):  # two interleaved rounds: load on a shared machine hits every variant alike
+        for name, flatbuffer in flatbuffers.items():
+            milliseconds[name].append(best_ms(flatbuffer, repeats))
+    rows = {}
+    for name, flatbuffer in flatbuffers.items():
+        ms = min(milliseconds[name])
+        rows[name] = {"float_ops": list(VARIANTS.get(name, ("all",))), "ms": round(ms, 2),
+                      "speedup_vs_fp32": round(min(milliseconds["fp32"]) / ms, 2),
+                      "float32_ops": sum(types.get("float32", 0) for types in op_census(flatbuffer)["op_types"].values())}
+    return {
+        "benchmark": f"{model_name} search branch, int8 variants vs fp32, TFLite + XNNPACK, 1 thread, best of "
+                     f"{repeats} x 2 interleaved rounds",
+        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "tensorflow": tf.__version__},
+        "chosen": list(INT8_FLOAT_OPS),
+        "results": rows,
+    }
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="ettrack")
+    parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--output", default=RESULTS)
+    args = parser.parse_args()
+    result = run(args.model, args.repeats)
+    write_json(args.output, result)
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
