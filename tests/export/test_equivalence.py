@@ -92,6 +92,17 @@ def test_int8_flatbuffers_agree_with_keras(networks, name, fmt):
     assert bits >= 0.9 and corr >= 0.9 and mad <= 0.05
 
 
+@pytest.mark.parametrize("name,fmt", [("zippypoint", "lce"), ("zippypoint-int8", "int8"), ("kp2d", "int8")])
+def test_shipped_weights_flatbuffers_agree_with_keras(name, fmt):
+    """The trained weights in models/ survive export: ≥ 98 % of descriptor bits and the score map agree."""
+    from zippy_tf.data.photos import calibration_images
+
+    model = build_model(name, input_shape=(120, 160, 3))
+    x = calibration_images(120, 160, 12)[8:]  # photos the int8 calibration (the first 8) did not see
+    bits, corr, mad = _agreement(FlatbufferRunner(convert(model, fmt))(x), model(x))
+    assert bits >= 0.98 and corr >= 0.85 and mad <= 0.01, (bits, corr, mad)
+
+
 def test_lce_zippypoint_has_the_expected_kernels(networks):
     model, x = networks["zippypoint"]
     data = convert(model, "lce")
