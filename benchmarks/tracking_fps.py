@@ -172,6 +172,7 @@ def main(argv):
                                 "precision": precision}
                 progress(f"{row}: {results[row]}")
     report = {
+        "command": " ".join(["python", *sys.argv]),
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} logical CPUs (shared)",
         "threads": FLAGS.threads,
         "data": FLAGS.data or {"generated_seed": FLAGS.seed, "num_sequences": FLAGS.num_sequences,

@@ -188,3 +188,42 @@ def test_exported_ettrack_gives_the_keras_boxes():
     expected = track(Tracker.for_network(network), frames, boxes[0])
     exported = track(Tracker.for_network(flatbuffer), frames, boxes[0])
     assert iou(expected, exported).min() >= 0.99
+
+
+class OracleNetwork:
+    """The training targets as network outputs: ``assign_targets`` of the true box in the search crop, as the
+    tracker cuts it (logits ±5 from the labels, the regression targets as distances). Decoding them must give back
+    the box, so the tracker reads the outputs the way the losses define them (grid, stride, l/t/r/b)."""
+
+    stride = 16
+
+    def __init__(self):
+        self.tracker = self.box = None
+
+    def template_net(self, template):
+        return np.zeros(1)
+
+    def search_net(self, inputs):
+        from zippy_tf.tracking.crops import context_size, image_to_crop
+        from zippy_tf.tracking.losses import assign_targets
+
+        size, t = inputs[0].shape[1], self.tracker
+        s_x = t.instance_size * context_size(*t.size, t.context_amount) / t.template_size
+        x, y, w, h = self.box
+        corners = image_to_crop(np.array([[x, y], [x + w, y + h]]), t.center, s_x, size).reshape(1, 4)
+        label, reg, _ = assign_targets(corners.astype(np.float32), output_size=size // self.stride, search_size=size)
+        return {"cls": np.where(label.numpy() > 0, 5.0, -5.0), "reg": reg.numpy()}
+
+
+def test_decoding_the_training_targets_gives_back_the_box():
+    from zippy_tf.tracking.generate import render_sequence
+
+    frames, boxes = render_sequence(np.random.default_rng([5, 3]), 30, (240, 320))
+    network = OracleNetwork()
+    network.tracker = tracker = Tracker(network, small_target_search_size=256)
+    tracker.init(frames[0], boxes[0])
+    predicted = []
+    for frame, box in zip(frames[1:], boxes[1:]):
+        network.box = box
+        predicted.append(tracker.update(frame)[1])
+    assert iou(np.array(predicted), boxes[1:]).mean() > 0.85  # the size learning rate lags a growing target
