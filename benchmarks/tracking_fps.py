@@ -4,8 +4,8 @@ and MIL, in one run on the same generated test sequences, on one thread.
 FPS counts every ``update`` call with its pre- and post-processing (crops, network, decoding); frames are read
 from disk outside the timer. The neural trackers run their exported flatbuffers (``zippy_tf.tracking.export``,
 template + search branch) on TensorFlow Lite's builtin interpreter (``--runtime tflite``, the deployment path), once
-per ``--precisions`` entry: ``fp32`` and ``int8`` (full-integer kernels calibrated on photo crops, float I/O); rows
-are named ``<tracker>`` (fp32) and ``<tracker>_int8``, and each row says its ``runtime`` and ``precision``. With
+per ``--precisions`` entry: ``fp32`` and ``int8`` (integer kernels except ``INT8_FLOAT_OPS``, calibrated on photo
+crops, float I/O); rows are named ``<tracker>`` (fp32) and ``<tracker>_int8``, and each row says its ``runtime`` and ``precision``. With
 ``--runtime keras`` they run their Keras models (fp32 only). Weights: the shipped ones from models/. Without
 shipped weights, ``--allow_untrained`` still measures their FPS (speed does
 not depend on the weights) and marks their AUC as untrained. A tracker whose preset does not exist yet is listed
@@ -181,7 +181,8 @@ def main(argv):
         "runtimes": {
             "tflite": "exported template + search flatbuffers on tf.lite.Interpreter (default builtin op resolver, "
                       f"TF {tf_version()}), {FLAGS.threads} thread(s); precision fp32 = float32 kernels, int8 = "
-                      "full-integer kernels with float32 inputs/outputs, post-training calibrated on photo crops",
+                      "integer kernels except zippy_tf.tracking.export.INT8_FLOAT_OPS (depthwise, LayerNorm), float32 "
+                      "inputs/outputs, post-training calibrated on photo crops",
             "keras": "Keras model call, float32",
             "opencv": "OpenCV's C++ tracker (precision 'native')",
         },

@@ -1,4 +1,4 @@
-"""Keras → flatbuffer: fp32 TFLite, full-integer int8 TFLite, and Larq Compute Engine (binary + int8)."""
+"""Keras → flatbuffer: fp32 TFLite, int8 TFLite, and Larq Compute Engine (binary + int8)."""
 
 import warnings
 
@@ -107,8 +107,8 @@ def convert(model, fmt, *, representative_data=None, calibration_count=8, float_
 
     Args:
         model: a functional Keras model with a static input shape (batch may be None).
-        fmt: "fp32" (float TFLite; fake-quant ops become quantize/dequantize pairs), "int8" (full-integer
-            TFLite calibrated on ``representative_data``, float I/O), or "lce" (Larq Compute Engine: binary convs
+        fmt: "fp32" (float TFLite; fake-quant ops become quantize/dequantize pairs), "int8" (integer
+            TFLite calibrated on ``representative_data``, float I/O; full-integer unless ``float_ops``), or "lce" (Larq Compute Engine: binary convs
             become ``LceBconv2d``, fake-quantized convs become int8).
         representative_data: (N, H, W, C) float images for int8 calibration; default: bundled photos.
         float_ops: for "int8", TFLite ops to keep in float32 (see :func:`convert_int8`).
