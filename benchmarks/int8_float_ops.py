@@ -4,7 +4,8 @@ as int8 with different ops left float32, in one run, 1 thread, TFLite's builtin 
 Chooses ``zippy_tf.tracking.export.INT8_FLOAT_OPS``: an int8 kernel that XNNPACK cannot take falls back to
 TFLite's own, which can be slower than float (7×7 depthwise, LayerNorm's MEAN / SQUARED_DIFFERENCE / RSQRT).
 
-    python benchmarks/int8_float_ops.py [--model ettrack] [--repeats 10] [--output benchmarks/results/int8_float_ops.json]
+    python benchmarks/int8_float_ops.py [--model ettrack] [--repeats 10] \
+        [--output benchmarks/results/int8_float_ops.json]
 """
 
 import argparse
@@ -60,9 +61,10 @@ def run(model_name, repeats, calibration_count=4):
     rows = {}
     for name, flatbuffer in flatbuffers.items():
         ms = min(milliseconds[name])
+        census = op_census(flatbuffer)["op_types"]
         rows[name] = {"float_ops": list(VARIANTS.get(name, ("all",))), "ms": round(ms, 2),
                       "speedup_vs_fp32": round(min(milliseconds["fp32"]) / ms, 2),
-                      "float32_ops": sum(types.get("float32", 0) for types in op_census(flatbuffer)["op_types"].values())}
+                      "float32_ops": sum(types.get("float32", 0) for types in census.values())}
     return {
         "benchmark": f"{model_name} search branch, int8 variants vs fp32, TFLite + XNNPACK, 1 thread, best of "
                      f"{repeats} x 2 interleaved rounds",

@@ -6,7 +6,8 @@ from disk outside the timer. The neural trackers run their exported flatbuffers 
 template + search branch) on TensorFlow Lite's builtin interpreter (``--runtime tflite``, the deployment path), once
 per ``--precisions`` entry: ``fp32`` and ``int8`` (integer kernels except ``INT8_FLOAT_OPS``, calibrated on photo
 crops, float I/O); rows are named ``<tracker>`` (fp32) and ``<tracker>_int8``, and each row says its ``runtime``
-and ``precision``. With ``--runtime keras`` they run their Keras models (fp32 only). Weights: the shipped ones from models/. Without
+and ``precision``. With ``--runtime keras`` they run their Keras models (fp32 only). Weights: the shipped ones from
+models/. Without
 shipped weights, ``--allow_untrained`` still measures their FPS (speed does
 not depend on the weights) and marks their AUC as untrained. A tracker whose preset does not exist yet is listed
 with the reason instead of numbers.

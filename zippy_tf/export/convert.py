@@ -108,8 +108,8 @@ def convert(model, fmt, *, representative_data=None, calibration_count=8, float_
     Args:
         model: a functional Keras model with a static input shape (batch may be None).
         fmt: "fp32" (float TFLite; fake-quant ops become quantize/dequantize pairs), "int8" (integer
-            TFLite calibrated on ``representative_data``, float I/O; full-integer unless ``float_ops``), or "lce" (Larq Compute Engine: binary convs
-            become ``LceBconv2d``, fake-quantized convs become int8).
+            TFLite calibrated on ``representative_data``, float I/O; full-integer unless ``float_ops``), or "lce"
+            (Larq Compute Engine: binary convs become ``LceBconv2d``, fake-quantized convs become int8).
         representative_data: (N, H, W, C) float images for int8 calibration; default: bundled photos.
         float_ops: for "int8", TFLite ops to keep in float32 (see :func:`convert_int8`).
     """

@@ -157,4 +157,7 @@ def to_dmatches(indices, distances):
     return [cv2.DMatch(int(i), int(j), float(d)) for (i, j), d in zip(indices, distances)]
 
 
-__all__ = ["HAMMING_KERNEL", "hamming_distances", "match_descriptors", "match_hamming", "match_l2", "popcount_table16", "to_dmatches"]
+__all__ = [
+    "HAMMING_KERNEL", "hamming_distances", "match_descriptors", "match_hamming", "match_l2", "popcount_table16",
+    "to_dmatches",
+]
