@@ -1,10 +1,11 @@
 """Which ops to keep float in a tracker's int8 export: the search branch (the per-frame network) timed as fp32 and
-as int8 with different ops left float32, in one run, 1 thread, TFLite's builtin interpreter with XNNPACK.
+as int8 with different ops left float32, in one run, 1 thread, TFLite's builtin interpreter with XNNPACK, timed
+round-robin (``zippy_tf.export.latency.time_interleaved``); each variant's figure is its best run.
 
 Chooses ``zippy_tf.tracking.export.INT8_FLOAT_OPS``: an int8 kernel that XNNPACK cannot take falls back to
 TFLite's own, which can be slower than float (7×7 depthwise, LayerNorm's MEAN / SQUARED_DIFFERENCE / RSQRT).
 
-    python benchmarks/int8_float_ops.py [--model ettrack] [--repeats 10] \
+    python benchmarks/int8_float_ops.py [--model ettrack] [--runs 20] \
         [--output benchmarks/results/int8_float_ops.json]
 """
 
@@ -12,13 +13,12 @@ import argparse
 import json
 import os
 import platform
-import time
 
 import zippy_tf  # noqa: F401  (sets up Keras 2 before TensorFlow is imported)
-import numpy as np
 
 from zippy_tf._compat import tf
-from zippy_tf.export import convert_int8, op_census
+from zippy_tf.export import FlatbufferRunner, convert_int8, op_census
+from zippy_tf.export.latency import time_interleaved
 from zippy_tf.io import write_json
 from zippy_tf.presets import build_model
 from zippy_tf.tracking.export import INT8_FLOAT_OPS, calibration_data
@@ -34,40 +34,28 @@ VARIANTS = {
 }
 
 
-def best_ms(flatbuffer, repeats):
-    interpreter = tf.lite.Interpreter(model_content=flatbuffer, num_threads=1)
-    interpreter.allocate_tensors()
-    rng = np.random.default_rng(0)
-    for detail in interpreter.get_input_details():
-        interpreter.set_tensor(detail["index"], rng.random(detail["shape"], np.float32))
-    interpreter.invoke()  # warm-up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        interpreter.invoke()
-        times.append(time.perf_counter() - start)
-    return 1e3 * min(times)
+def time_best_ms(flatbuffers, runs, warmup=2):
+    """{name: best milliseconds of ``runs``} for {name: flatbuffer}, timed round-robin on one thread (load on a
+    shared machine hits every variant alike), inputs the runner's defaults (a photo, noise template features)."""
+    runners = {name: FlatbufferRunner(flatbuffer, num_threads=1) for name, flatbuffer in flatbuffers.items()}
+    return {name: min(times) for name, times in time_interleaved(runners, warmup=warmup, runs=runs).items()}
 
 
-def run(model_name, repeats, calibration_count=4):
+def run(model_name, runs, calibration_count=4):
     network = build_model(model_name)
     pairs = [tf.convert_to_tensor(x, tf.float32) for x in calibration_data(network, calibration_count)[1]]
     flatbuffers = {"fp32": tf.lite.TFLiteConverter.from_keras_model(network.search_net).convert()}
     flatbuffers.update({name: convert_int8(network.search_net, pairs, ops) for name, ops in VARIANTS.items()})
-    milliseconds = {name: [] for name in flatbuffers}
-    for _ in range(2):  # two interleaved rounds: load on a shared machine hits every variant alike
-        for name, flatbuffer in flatbuffers.items():
-            milliseconds[name].append(best_ms(flatbuffer, repeats))
+    milliseconds = time_best_ms(flatbuffers, runs)
     rows = {}
     for name, flatbuffer in flatbuffers.items():
-        ms = min(milliseconds[name])
         census = op_census(flatbuffer)["op_types"]
-        rows[name] = {"float_ops": list(VARIANTS.get(name, ("all",))), "ms": round(ms, 2),
-                      "speedup_vs_fp32": round(min(milliseconds["fp32"]) / ms, 2),
+        rows[name] = {"float_ops": list(VARIANTS.get(name, ("all",))), "ms": round(milliseconds[name], 2),
+                      "speedup_vs_fp32": round(milliseconds["fp32"] / milliseconds[name], 2),
                       "float32_ops": sum(types.get("float32", 0) for types in census.values())}
     return {
         "benchmark": f"{model_name} search branch, int8 variants vs fp32, TFLite + XNNPACK, 1 thread, best of "
-                     f"{repeats} x 2 interleaved rounds",
+                     f"{runs} interleaved runs",
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "tensorflow": tf.__version__},
         "chosen": list(INT8_FLOAT_OPS),
         "results": rows,
@@ -77,10 +65,10 @@ def run(model_name, repeats, calibration_count=4):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="ettrack")
-    parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--output", default=RESULTS)
     args = parser.parse_args()
-    result = run(args.model, args.repeats)
+    result = run(args.model, args.runs)
     write_json(args.output, result)
     print(json.dumps(result, indent=2))
 

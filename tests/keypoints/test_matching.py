@@ -4,21 +4,47 @@ import cv2
 import numpy as np
 import pytest
 
+from zippy_tf.errors import UserError
 from zippy_tf.keypoints import matching
-from zippy_tf.keypoints.matching import hamming_distances, match_hamming, match_l2, to_dmatches
+from zippy_tf.keypoints.matching import HAMMING_KERNELS, hamming_distances, match_hamming, match_l2, to_dmatches
 
 
-@pytest.fixture(params=["c_popcount", "numpy_table16"])
-def hamming_kernel(request, monkeypatch):
+@pytest.fixture(params=HAMMING_KERNELS)
+def hamming_kernel(request):
     """Runs a test on the C kernel and on the numpy fallback used when the package is built without a compiler."""
-    if request.param == "numpy_table16":
-        monkeypatch.setattr(matching, "_hamming", None)
     return request.param
 
 
 def test_c_kernel_is_built():
     assert matching.HAMMING_KERNEL == "c_popcount", (
         "zippy_tf.keypoints._hamming is missing: install with a C compiler (pip install -e .) for fast matching")
+
+
+def test_unknown_kernel_is_a_user_error():
+    one = np.zeros((1, 32), np.uint8)
+    with pytest.raises(UserError, match="unknown Hamming kernel 'avx512'; use one of c_popcount, numpy_table16"):
+        match_hamming(one, one, kernel="avx512")
+
+
+def test_missing_c_kernel(monkeypatch):
+    """Built without a C compiler: forcing the C kernel names the fix; the default falls back to numpy."""
+    monkeypatch.setattr(matching, "_hamming", None)
+    one = np.zeros((1, 32), np.uint8)
+    with pytest.raises(UserError, match="not built; reinstall with a C compiler .*BUILD.md §6") as error:
+        match_hamming(one, one, kernel="c_popcount")
+    assert "\n" not in str(error.value)
+    assert match_hamming(one, one)[0].tolist() == [[0, 0]]
+
+
+def test_forced_numpy_kernel_skips_the_c_kernel(monkeypatch):
+    def fail(*args):
+        raise AssertionError("the C kernel ran")
+
+    monkeypatch.setattr(matching._hamming, "nearest", fail)
+    one = np.zeros((1, 32), np.uint8)
+    assert match_hamming(one, one, kernel="numpy_table16")[0].tolist() == [[0, 0]]
+    with pytest.raises(AssertionError, match="the C kernel ran"):
+        match_hamming(one, one)
 
 
 def _bits(rng, n, m=256):
@@ -55,7 +81,8 @@ def test_hamming_equals_brute_force_float(hamming_kernel, mutual, ratio, bits):
     rng = np.random.default_rng(1)
     bits1 = _bits(rng, 120, bits)
     bits2 = np.concatenate([bits1[:60] ^ (rng.random((60, bits)) < 0.1), _bits(rng, 90, bits)]).astype(np.uint8)
-    indices, distances = match_hamming(np.packbits(bits1, 1), np.packbits(bits2, 1), mutual=mutual, ratio=ratio)
+    indices, distances = match_hamming(np.packbits(bits1, 1), np.packbits(bits2, 1), mutual=mutual, ratio=ratio,
+                                       kernel=hamming_kernel)
     expected_indices, expected_distances = _brute_force(bits1, bits2, mutual, ratio)
     np.testing.assert_array_equal(indices, expected_indices)
     np.testing.assert_allclose(distances, expected_distances)
@@ -72,9 +99,9 @@ def test_ratio_test_rejects_ambiguous(hamming_kernel):
     also_near = base.copy(); also_near[0, 1] = 0b1  # distance 1: ambiguous
     far = np.full((1, 32), 0xFF, np.uint8)
     ambiguous = np.concatenate([near, also_near, far])
-    assert len(match_hamming(base, ambiguous, ratio=0.95)[0]) == 0
+    assert len(match_hamming(base, ambiguous, ratio=0.95, kernel=hamming_kernel)[0]) == 0
     clear = np.concatenate([near, far])
-    indices, distances = match_hamming(base, clear, ratio=0.95)
+    indices, distances = match_hamming(base, clear, ratio=0.95, kernel=hamming_kernel)
     assert indices.tolist() == [[0, 0]] and distances.tolist() == [1.0]
 
 
@@ -83,15 +110,15 @@ def test_mutual_check(hamming_kernel):
     target = np.zeros((2, 1), np.uint8)
     target[1, 0] = 0xFF
     queries = np.array([[0b1], [0b11]], np.uint8)  # both nearest to target 0, distances 1 and 2
-    assert match_hamming(queries, target, mutual=False)[0].tolist() == [[0, 0], [1, 0]]
-    assert match_hamming(queries, target, mutual=True)[0].tolist() == [[0, 0]]
+    assert match_hamming(queries, target, mutual=False, kernel=hamming_kernel)[0].tolist() == [[0, 0], [1, 0]]
+    assert match_hamming(queries, target, mutual=True, kernel=hamming_kernel)[0].tolist() == [[0, 0]]
 
 
 def test_empty_and_single(hamming_kernel):
     empty = np.zeros((0, 32), np.uint8)
     one = np.zeros((1, 32), np.uint8)
-    assert match_hamming(empty, one)[0].shape == (0, 2)
-    assert match_hamming(one, one, ratio=0.9)[0].tolist() == [[0, 0]]
+    assert match_hamming(empty, one, kernel=hamming_kernel)[0].shape == (0, 2)
+    assert match_hamming(one, one, ratio=0.9, kernel=hamming_kernel)[0].tolist() == [[0, 0]]
     assert match_l2(np.zeros((0, 4)), np.ones((3, 4)))[0].shape == (0, 2)
 
 

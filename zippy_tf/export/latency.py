@@ -11,13 +11,19 @@ import numpy as np
 from zippy_tf.export.runner import FlatbufferRunner
 
 
-def _default_input(shape):
-    """A bundled photo for image inputs; uniform noise for feature inputs."""
-    if len(shape) == 4 and shape[-1] == 3:
-        from zippy_tf.data.photos import calibration_images
+def _default_input(runner):
+    """One sample per input of ``runner``, in its input order: a bundled photo for image inputs, uniform noise
+    for feature inputs."""
+    rng = np.random.default_rng(0)
+    samples = []
+    for shape in runner.input_shapes:
+        if len(shape) == 4 and shape[-1] == 3:
+            from zippy_tf.data.photos import calibration_images
 
-        return calibration_images(shape[1], shape[2], 1)
-    return np.random.default_rng(0).uniform(-1, 1, shape).astype(np.float32)
+            samples.append(calibration_images(shape[1], shape[2], 1))
+        else:
+            samples.append(rng.uniform(-1, 1, shape).astype(np.float32))
+    return samples
 
 
 def time_interleaved(runners, *, warmup=5, runs=50, inputs=None, progress=None):
@@ -25,11 +31,13 @@ def time_interleaved(runners, *, warmup=5, runs=50, inputs=None, progress=None):
 
     Args:
         runners: {name: FlatbufferRunner}.
-        inputs: {name: (1, H, W, C) float32 array}; default: a bundled photo at each runner's input size.
+        inputs: {name: one sample, as :meth:`FlatbufferRunner.invoke` takes it: a (1, H, W, C) float32 array, or a
+            list / dict of them for several inputs}; default: a bundled photo at each image input's size, noise for
+            the other inputs.
         progress: optional callable(done, total) for a progress display.
     """
     if inputs is None:
-        inputs = {n: _default_input(r.input_shape) for n, r in runners.items()}
+        inputs = {n: _default_input(r) for n, r in runners.items()}
     names = list(runners)
     for _ in range(warmup):
         for n in names:

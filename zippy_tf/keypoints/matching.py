@@ -7,7 +7,8 @@ go to the lowest index in both matchers, as in ``np.argmin`` and ``cv2.BFMatcher
 
 The Hamming search runs in a small C kernel (``_hamming.c``: XOR and hardware popcount, no distance matrix) when the
 package was built with it; otherwise, and in :func:`hamming_distances`, numpy XORs and counts bits with a 16-bit
-table, in row blocks so memory stays bounded.
+table, in row blocks so memory stays bounded. ``match_hamming(..., kernel=...)`` forces one of the two
+(:data:`HAMMING_KERNELS`), e.g. to time the fallback.
 """
 
 import functools
@@ -15,13 +16,16 @@ import functools
 import cv2
 import numpy as np
 
+from zippy_tf.errors import UserError
+
 try:
     from zippy_tf.keypoints import _hamming
 except ImportError:  # built without a C compiler (setup.py marks the kernel optional)
     _hamming = None
 
 BLOCK_ROWS = 1024  # rows of the first set per block: bounds the (rows, M) temporaries
-HAMMING_KERNEL = "c_popcount" if _hamming is not None else "numpy_table16"
+HAMMING_KERNELS = ("c_popcount", "numpy_table16")  # the C extension; the numpy fallback
+HAMMING_KERNEL = "c_popcount" if _hamming is not None else "numpy_table16"  # what match_hamming runs by default
 
 
 @functools.lru_cache(maxsize=None)
@@ -85,16 +89,32 @@ def _nearest_from_blocks(blocks, n, m, k, columns):
     return distances, indices, column_index if columns else None
 
 
-def _hamming_neighbours(a, b, k, columns):
-    """As :func:`_nearest_from_blocks`, for packed binary descriptors, distances in bits."""
-    if _hamming is None:
-        return _nearest_from_blocks(_hamming_blocks(a, b, BLOCK_ROWS), len(a), len(b), k, columns)
+def _numpy_hamming_neighbours(a, b, k, columns):
+    """As :func:`_nearest_from_blocks`, for packed binary descriptors, distances in bits (16-bit table in numpy)."""
+    return _nearest_from_blocks(_hamming_blocks(a, b, BLOCK_ROWS), len(a), len(b), k, columns)
+
+
+def _c_hamming_neighbours(a, b, k, columns):
+    """As :func:`_numpy_hamming_neighbours`, in the C kernel."""
     a64, b64 = (np.ascontiguousarray(x).view(np.uint64) for x in _padded(a, b, 8))
     distances, indices = np.empty((len(a), k), np.int32), np.empty((len(a), k), np.int64)
     column_best = np.full(len(b), np.iinfo(np.int32).max, np.int32) if columns else None
     column_index = np.zeros(len(b), np.int64) if columns else None
     _hamming.nearest(a64, b64, len(a), len(b), a64.shape[1], k, distances, indices, column_best, column_index)
     return distances.astype(np.float32), indices, column_index
+
+
+def _hamming_neighbours(kernel):
+    """The neighbour search of ``kernel`` (a name in :data:`HAMMING_KERNELS`, or None for the best built one)."""
+    if kernel is None:
+        kernel = "c_popcount" if _hamming is not None else "numpy_table16"
+    if kernel not in HAMMING_KERNELS:
+        raise UserError(f"unknown Hamming kernel {kernel!r}; use one of {', '.join(HAMMING_KERNELS)}, or None for "
+                        "the best available")
+    if kernel == "c_popcount" and _hamming is None:
+        raise UserError("the c_popcount Hamming kernel is not built; reinstall with a C compiler (pip install -e ., "
+                        "see BUILD.md §6) or use kernel='numpy_table16'")
+    return _c_hamming_neighbours if kernel == "c_popcount" else _numpy_hamming_neighbours
 
 
 def _l2_neighbours(a, b, k, columns):
@@ -123,13 +143,15 @@ def _match(neighbours, desc1, desc2, mutual, ratio):
     return np.stack([rows, indices[rows, 0]], 1), distances[rows, 0]
 
 
-def match_hamming(desc1, desc2, *, mutual=True, ratio=None):
+def match_hamming(desc1, desc2, *, mutual=True, ratio=None, kernel=None):
     """Matches packed uint8 binary descriptors by Hamming distance.
 
     Args:
         desc1, desc2: (N, B) and (M, B) uint8, bits packed as ``np.packbits`` / ``postprocess.pack_bits`` do.
         mutual: keep only matches that are each other's nearest neighbour.
         ratio: if given, keep a match only when d_best <= ratio · d_second (e.g. 0.95 as in ZippyPoint's demo).
+        kernel: "c_popcount" or "numpy_table16" to force that kernel (same results), None for the best built one
+            (:data:`HAMMING_KERNEL`). Forcing "c_popcount" where the package was built without it is a UserError.
 
     Returns:
         indices (K, 2) int64 of (row in desc1, row in desc2), and distances (K,) float32 in bits.
@@ -138,7 +160,7 @@ def match_hamming(desc1, desc2, *, mutual=True, ratio=None):
         Kanakis et al., "ZippyPoint: Fast Interest Point Detection, Description, and Matching through
         Mixed Precision Discretization", CVPRW 2023, https://arxiv.org/abs/2203.03610
     """
-    return _match(_hamming_neighbours, _as_packed(desc1), _as_packed(desc2), mutual, ratio)
+    return _match(_hamming_neighbours(kernel), _as_packed(desc1), _as_packed(desc2), mutual, ratio)
 
 
 def match_l2(desc1, desc2, *, mutual=True, ratio=None):
@@ -158,6 +180,6 @@ def to_dmatches(indices, distances):
 
 
 __all__ = [
-    "HAMMING_KERNEL", "hamming_distances", "match_descriptors", "match_hamming", "match_l2", "popcount_table16",
-    "to_dmatches",
+    "HAMMING_KERNEL", "HAMMING_KERNELS", "hamming_distances", "match_descriptors", "match_hamming", "match_l2",
+    "popcount_table16", "to_dmatches",
 ]
