@@ -46,6 +46,32 @@ def test_branches_have_the_agreed_interface(networks, head):
     assert len(layers) == (10 if head == "exemplar" else 0)  # 4 in cls, 6 in reg; first/last modules stay convs
 
 
+def test_branches_share_weights_but_keep_their_own_batch_norm():
+    """The backbone's convolutions are one set of weights; its BatchNorm layers exist once per branch, and a training
+    step updates each branch's statistics from that branch's inputs only."""
+    from zippy_tf._compat import keras
+
+    network = lighttrack(**SMALL)
+    template_backbone = network.template_net.get_layer("template_backbone")
+    search_backbone = network.search_net.get_layer("backbone")
+    search_weights = {id(w) for w in search_backbone.weights}
+    for layer in template_backbone.layers:
+        is_norm = isinstance(layer, keras.layers.BatchNormalization)
+        assert layer.weights == [] or all((id(w) in search_weights) != is_norm for w in layer.weights), layer.name
+    template, search = _pair()
+    expected = {}
+    for backbone, images, prefix in ((template_backbone, template, "template_"), (search_backbone, search, "")):
+        norm = backbone.get_layer(f"{prefix}stem_bn")
+        stem = images
+        for layer in ("normalize", "stem_pad", "stem"):  # shared layers: apply them directly
+            stem = backbone.get_layer(layer)(stem)
+        stem = stem.numpy()
+        expected[norm.name] = (norm, 0.9 * norm.moving_mean.numpy() + 0.1 * stem.mean(axis=(0, 1, 2)))
+    network.pair_model()([template, search], training=True)
+    for norm, mean in expected.values():
+        np.testing.assert_allclose(norm.moving_mean.numpy(), mean, rtol=1e-4, atol=1e-3)
+
+
 def test_weights_round_trip(networks, tmp_path):
     network = networks["exemplar"]
     path = str(tmp_path / "tracker.h5")
@@ -99,12 +125,13 @@ def test_grid_points_are_centred_on_the_crop():
 
 @pytest.mark.parametrize("head,params", [("exemplar", 9.05e6), ("conv", 1.97e6)])
 def test_parameter_counts_match_the_reference(head, params):
-    """Reference: E.T.Track 9.05 M, LT-Mobile 1.97 M (reference note §4); the backbone 1.253 M."""
+    """Reference: E.T.Track 9.05 M, LT-Mobile 1.97 M (reference note §4), backbone counted once; the backbone 1.253 M.
+    The template branch adds its own BatchNorm affine parameters: 2 × 7,872 backbone BatchNorm channels."""
     network = build_tracker_network(head=head)
     count = sum(int(np.prod(w.shape)) for w in {id(w): w for net in (network.template_net, network.search_net)
                                                 for w in net.trainable_weights}.values())
-    assert abs(count - params) / params < 0.005
-    assert abs(network.template_net.get_layer("backbone").count_params() - 1.2684e6) < 1e3  # with BN statistics
+    assert abs(count - 15744 - params) / params < 0.005
+    assert abs(network.search_net.get_layer("backbone").count_params() - 1.2684e6) < 1e3  # with BN statistics
 
 
 def test_complexity_reports_params_and_macs(networks):
@@ -113,6 +140,7 @@ def test_complexity_reports_params_and_macs(networks):
     for name, report in reports.items():
         assert report["params"] < report["params_with_statistics"]
         assert report["backbone_params"] == 1252656
+        assert report["template_batch_norm_params"] == 15744
         assert report["template_macs"] > 0
     # the fixed-convolution form costs E× the exemplar convolutions, the mixed-kernel form 1×
     ettrack_report = reports["ettrack"]

@@ -22,6 +22,12 @@ def define_flags(fv):
     flags.DEFINE_integer("template_size", 127, "template crop side", lower_bound=32, flag_values=fv)
     flags.DEFINE_integer("search_size", 256, "search crop side", lower_bound=32, flag_values=fv)
     flags.DEFINE_integer("seed", 0, "seeds the pair sampling and the initial weights", flag_values=fv)
+    flags.DEFINE_enum("batch_norm", "batch", ["batch", "frozen"], "BatchNorm while training: 'batch' statistics "
+                      "(from scratch), or 'frozen': re-estimate the statistics of --weights on --statistics_steps "
+                      "batches, then train with BatchNorm in inference mode, as the deployed tracker runs (fine-tuning)",
+                      flag_values=fv)
+    flags.DEFINE_integer("statistics_steps", 25, "batches to estimate BatchNorm statistics from (--batch_norm frozen)",
+                         lower_bound=1, flag_values=fv)
     flags.DEFINE_integer("threads", 0, "CPU threads for TensorFlow and OpenCV (0 = all cores)", lower_bound=0,
                          flag_values=fv)
 
@@ -37,7 +43,9 @@ def main(fv, args, name):
     from zippy_tf.presets import get_preset
     from zippy_tf.tracking.datasets import load_sequences
     from zippy_tf.tracking.pairs import pair_dataset
-    from zippy_tf.tracking.training import TrackerTrainer, fit_tracker, reference_learning_rate
+    from zippy_tf.tracking.training import (
+        TrackerTrainer, estimate_batch_norm_statistics, fit_tracker, freeze_batch_norm, reference_learning_rate,
+    )
 
     if args:
         raise UserError(f"unexpected arguments {args}; pass options as --flags")
@@ -51,6 +59,9 @@ def main(fv, args, name):
     output = check_output_path(os.path.abspath(fv.output))
     if fv.weights is not None and not os.path.isfile(fv.weights):
         raise UserError(f"weights file {fv.weights!r} does not exist; check --weights")
+    if fv.batch_norm == "frozen" and fv.weights is None and not fv.resume:
+        raise UserError("--batch_norm frozen fine-tunes trained weights; pass --weights (or train with --batch_norm "
+                        "batch first)")
     sequences = load_sequences(fv.data, fv.format)
     dataset = pair_dataset(sequences, template_size=fv.template_size, search_size=fv.search_size,
                            batch_size=fv.batch_size, seed=fv.seed)
@@ -62,6 +73,11 @@ def main(fv, args, name):
     builder = getattr(importlib.import_module(module), function)
     with strategy.scope():
         network = builder(weights=fv.weights, template_size=fv.template_size, search_size=fv.search_size)
+        if fv.batch_norm == "frozen":
+            if not fv.resume:  # a resumed run restores its statistics from the checkpoint
+                progress(f"estimating BatchNorm statistics on {fv.statistics_steps} batches")
+                estimate_batch_norm_statistics(network, dataset, steps=fv.statistics_steps)
+            freeze_batch_norm(network)
         trainer = TrackerTrainer(network)
         trainer.compile(keras.optimizers.SGD(fv.learning_rate, momentum=0.9, weight_decay=1e-4))
     os.makedirs(output, exist_ok=True)

@@ -73,4 +73,24 @@ def lt_mobile(*, input_shape=(None, None, 3), name="lt_mobile"):
     return keras.Model(image, x, name=name)
 
 
-__all__ = ["BLOCKS", "CHANNELS", "STRIDE", "lt_mobile"]
+def branch_twin(backbone, prefix, *, name):
+    """A twin of ``backbone`` that shares every weight except BatchNorm's: each BatchNorm layer is a new
+    :func:`~zippy_tf.tracking.layers.batch_norm`, named ``prefix`` + its name, with its own statistics and affine
+    parameters.
+
+    Why: a Siamese tracker runs one backbone on two input distributions, template crops and search crops. BatchNorm
+    trains on each call's batch statistics, so a single set of moving statistics blends the two, and the deployed
+    branches would normalise differently from training (last-block variance about 300× apart). Twins keep one set
+    per branch; at export BatchNorm folds into the convolutions, so per-frame compute is unchanged.
+    """
+    def twin(layer):
+        if isinstance(layer, keras.layers.BatchNormalization):
+            # not from_config: tf-keras 2.16 leaves `synchronized` out of the config
+            return batch_norm(prefix + layer.name)
+        return layer  # the same layer object: its weights are shared
+
+    clone = keras.models.clone_model(backbone, clone_function=twin)
+    return keras.Model(clone.inputs, clone.outputs, name=name)
+
+
+__all__ = ["BLOCKS", "CHANNELS", "STRIDE", "branch_twin", "lt_mobile"]

@@ -12,6 +12,10 @@ The interface the online tracker (and the exported flatbuffers) rely on:
 Input names (also the flatbuffer signature names): "template", "search", "template_features"; outputs
 "template_features", "cls", "reg". Other sizes work too (e.g. search 288 → 18×18 grid): see ``network.output_size``.
 
+The branches share the LT-Mobile backbone's weights but not its BatchNorm layers (each branch keeps its own statistics
+and affine parameters: one shared set would blend template and search statistics, so deployment would normalise
+differently from training; see ``zippy_tf.tracking.backbone.branch_twin``).
+
 Heads (thesis §4.3.2, reference code): neck = per-branch BatchNorm, pixel-wise correlation, channel attention,
 1×1 conv to 128; classification tower 6 modules at 256 channels, regression tower 8 modules at 192 channels. The first
 and last module of each tower are separable convolutions; the inner ones are Exemplar Transformers ("exemplar",
@@ -28,7 +32,7 @@ from zippy_tf._compat import keras, tf
 from zippy_tf.errors import UserError
 from zippy_tf.io import save_float16_weights
 from zippy_tf.tracking.attention import SelfAttentionTransformer
-from zippy_tf.tracking.backbone import CHANNELS, STRIDE, lt_mobile
+from zippy_tf.tracking.backbone import CHANNELS, STRIDE, branch_twin, lt_mobile
 from zippy_tf.tracking.exemplar import ExemplarAttention, ExemplarTransformer
 from zippy_tf.tracking.layers import ChannelAttention, PixelwiseCorrelation, batch_norm
 
@@ -70,7 +74,7 @@ class TrackerNetwork:
         return keras.Model([template, search], outputs, name=f"{self.search_net.name}_pair")
 
     def save_weights(self, path, *, float16=False):
-        """Writes both branches' weights to one .h5 file (shared backbone included).
+        """Writes both branches' weights to one .h5 file (the shared backbone weights included).
 
         With ``float16=True`` the weights are stored as float16 (half the file; BatchNorm statistics stay float32);
         :meth:`load_weights` reads either into the float32 network.
@@ -119,7 +123,12 @@ def _tower(x, head, filters, kernels, name, options):
 
 def build_tracker_network(*, head="exemplar", template_size=127, search_size=256, weights=None, num_exemplars=4,
                           num_heads=8, ffn_dim=1024, dropout=0.1, name=None):
-    """Builds a tracker's template and search branches around one shared LT-Mobile backbone.
+    """Builds a tracker's template and search branches around one LT-Mobile backbone.
+
+    The branches share the backbone's convolution weights; each keeps its own BatchNorm layers (statistics and affine
+    parameters, 15.7 k parameters): see :func:`~zippy_tf.tracking.backbone.branch_twin`. Weight files written before
+    the split load unchanged, with the template BatchNorm starting as a copy of the shared one;
+    :func:`~zippy_tf.tracking.training.estimate_batch_norm_statistics` then gives it the template's own statistics.
 
     Args:
         head: "exemplar" (E.T.Track), "conv" (LightTrack-Mobile) or "attention" (standard self-attention).
@@ -143,10 +152,12 @@ def build_tracker_network(*, head="exemplar", template_size=127, search_size=256
                   num_heads=num_heads, ffn_dim=ffn_dim, dropout=dropout)
     name = name or {"exemplar": "ettrack", "conv": "lighttrack", "attention": "attention_tracker"}[head]
     backbone = lt_mobile(name="backbone")
+    template_backbone = branch_twin(backbone, "template_", name="template_backbone")
 
     template = keras.Input((template_size, template_size, 3), name="template")
     # The template's neck BatchNorm is folded into the cached branch: it depends on the template only.
-    template_net = keras.Model(template, batch_norm("template_features")(backbone(template)), name=f"{name}_template")
+    template_net = keras.Model(template, batch_norm("template_features")(template_backbone(template)),
+                               name=f"{name}_template")
 
     search = keras.Input((search_size, search_size, 3), name="search")
     features = keras.Input(template_net.outputs[0].shape[1:], name="template_features")
@@ -215,16 +226,22 @@ def complexity(network):
     element-wise ops; Exemplar Attention with its pointwise kernels mixed per sample and applied by one matmul, and
     its depthwise convs as E× fixed convs summed); ``search_macs_mixed_kernels`` is what mixing the depthwise kernels
     too would cost, comparable to the reference's analytic 1.66 GMACs for E.T.Track.
+
+    ``params`` counts every trainable weight once, the template branch's own BatchNorm affine parameters
+    (``template_batch_norm_params``) included; ``params − template_batch_norm_params`` counts the backbone once, as
+    the reference's 9.05 M does. At export BatchNorm folds into the convolutions either way.
     """
     weights = {id(w): w for net in (network.template_net, network.search_net) for w in net.weights}
     trainable = {id(w) for net in (network.template_net, network.search_net) for w in net.trainable_weights}
     count = lambda ids: int(sum(np.prod(weights[i].shape) for i in ids))  # noqa: E731
+    backbone = {id(w) for w in network.search_net.get_layer("backbone").trainable_weights}
     search_macs = _flops(network.search_net) // 2
     return {
         "params": count(trainable),
         "params_with_statistics": count(weights),
-        "backbone_params": int(sum(np.prod(w.shape) for w in network.template_net.get_layer("backbone")
-                                   .trainable_weights)),
+        "backbone_params": count(backbone),
+        "template_batch_norm_params": count({id(w) for w in network.template_net.get_layer("template_backbone")
+                                             .trainable_weights} - backbone),
         "template_macs": _flops(network.template_net) // 2,
         "search_macs": search_macs,
         "search_macs_mixed_kernels": search_macs - _exemplar_extra_macs(network.search_net),
@@ -234,10 +251,10 @@ def complexity(network):
 def compare_complexity(**config):
     """:func:`complexity` of E.T.Track and both baselines built with the same ``config`` (sizes), by preset name.
 
-    Measured at the reference sizes (template 127, search 256): ettrack 9.05 M params, 1.71 GMACs as built and
-    exported (1.68 G with the depthwise kernels mixed as well, 2.08 G with E× pointwise convs, the
-    ``pointwise_form="conv_sum"`` form; reference 9.05 M / 1.66 G); lighttrack 1.97 M / 0.53 G; attention
-    7.87 M / 2.34 G; template branch 0.087 G each.
+    Measured at the reference sizes (template 127, search 256), params with the backbone counted once: ettrack
+    9.05 M params, 1.71 GMACs as built and exported (1.68 G with the depthwise kernels mixed as well, 2.08 G with E×
+    pointwise convs, the ``pointwise_form="conv_sum"`` form; reference 9.05 M / 1.66 G); lighttrack 1.97 M / 0.53 G;
+    attention 7.87 M / 2.34 G; template branch 0.087 G each; each + 15.7 k for the template branch's BatchNorm.
     """
     builders = {"ettrack": ettrack, "lighttrack": lighttrack, "attention": attention_tracker}
     return {name: complexity(builder(**config)) for name, builder in builders.items()}

@@ -163,9 +163,9 @@ class Tracker:
 class FlatbufferNetwork:
     """The ``template_net`` / ``search_net`` interface over two exported flatbuffers (template, search branch).
 
-    The search flatbuffer has two inputs (search image, template features), which
-    :class:`~zippy_tf.export.runner.FlatbufferRunner` does not take yet, so it runs on TensorFlow Lite's
-    interpreter here; inputs are told apart by shape (the image is the one with 3 channels) and outputs by name
+    The search flatbuffer has two inputs (search image, template features) and runs on TensorFlow Lite's interpreter
+    directly, not through :class:`~zippy_tf.export.runner.FlatbufferRunner`, because it must accept branches exported
+    under any names: inputs are told apart by shape (the image is the one with 3 channels) and outputs by name
     ("cls"/"reg") or, failing that, by their last dimension (1 or 4).
 
     Args:

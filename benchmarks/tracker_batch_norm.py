@@ -1,0 +1,110 @@
+"""A trained tracker's BatchNorm statistics: as loaded (the baseline) vs re-estimated per branch (precise BatchNorm).
+
+Trackers built since the template and search branches keep separate BatchNorm layers
+(``zippy_tf.tracking.backbone.branch_twin``) can normalise each branch with its own statistics. Weight files written
+before that hold one shared set, which the template branch starts from as a copy. This benchmark measures, in one
+run on the same validation sequences, what re-estimating them (``estimate_batch_norm_statistics`` on training
+pairs) changes: held-out losses in inference mode (next to training mode, what the optimiser saw) and the online
+tracker's OPE success AUC / precision on the Keras runtime.
+
+The splits are generated unless given: training pairs from seed 1 (the shipped weights' training split), validation
+sequences from seed 2; the benchmark test split of ``tracking_fps.py`` (seed 1000) is not touched.
+
+    python benchmarks/tracker_batch_norm.py [--tracker ettrack] [--weights PATH] [--steps 25] \
+        [--output benchmarks/results/tracker_batch_norm.json]
+"""
+
+import os
+import sys
+import tempfile
+import time
+
+from absl import app, flags
+
+import zippy_tf  # noqa: F401  (sets up Keras 2 before TensorFlow is imported)
+from zippy_tf.cli.eval_track import set_threads
+from zippy_tf.io import check_output_path, write_json
+from zippy_tf.tracking.datasets import load_sequences
+from zippy_tf.tracking.evaluate import NEURAL_TRACKERS, build_network, evaluate
+from zippy_tf.tracking.generate import write_otb_sequences
+from zippy_tf.tracking.pairs import pair_dataset
+from zippy_tf.tracking.tracker import Tracker
+from zippy_tf.tracking.training import TrackerTrainer, batch_norm_momentum, estimate_batch_norm_statistics
+
+FLAGS = flags.FLAGS
+flags.DEFINE_enum("tracker", "ettrack", list(NEURAL_TRACKERS), "tracker preset")
+flags.DEFINE_string("weights", None, "tracker weights (default: the shipped ones)")
+flags.DEFINE_string("train_data", None, "OTB-layout training sequences (default: generated, seed 1, 40 × 60)")
+flags.DEFINE_string("data", None, "OTB-layout validation sequences (default: generated, seed 2, 10 × 60)")
+flags.DEFINE_integer("steps", 25, "training batches (of 8 pairs) to estimate the statistics from", lower_bound=1)
+flags.DEFINE_integer("loss_batches", 10, "validation batches (of 8 pairs) for the held-out losses", lower_bound=1)
+flags.DEFINE_integer("threads", 1, "CPU threads")
+flags.DEFINE_string("output", "benchmarks/results/tracker_batch_norm.json", "JSON result")
+
+BATCH = 8
+
+
+def progress(message):
+    print(message, file=sys.stderr, flush=True)
+
+
+def held_out_losses(network, sequences):
+    """Mean validation losses, inference mode and training mode (batch statistics; weights untouched)."""
+    trainer = TrackerTrainer(network)
+    batches = list(pair_dataset(sequences, batch_size=BATCH, seed=7).take(FLAGS.loss_batches))
+    result = {}
+    for mode, training in (("inference", False), ("training_mode", True)):
+        with batch_norm_momentum(trainer.pair, 1.0):  # a training-mode call must not move the measured statistics
+            losses = [trainer.pair_losses(batch, training=training) for batch in batches]
+        for key in ("cls_loss", "reg_loss"):
+            result[f"{mode}_{key}"] = round(float(sum(float(x[key].numpy().mean()) for x in losses) / len(losses)), 4)
+    return result
+
+
+def measure(network, sequences):
+    start = time.perf_counter()
+    scores, _ = evaluate(sequences, lambda: Tracker.for_network(network))
+    return {"success_auc": scores["success_auc"], "precision_20": scores["precision_20"],
+            **held_out_losses(network, sequences), "seconds": round(time.perf_counter() - start, 1)}
+
+
+def run(tmp):
+    train_root, data_root = FLAGS.train_data, FLAGS.data
+    if train_root is None:
+        train_root = os.path.join(tmp, "train")
+        write_otb_sequences(train_root, 40, 60, 1)
+    if data_root is None:
+        data_root = os.path.join(tmp, "validation")
+        write_otb_sequences(data_root, 10, 60, 2)
+    train, validation = load_sequences(train_root, "otb"), load_sequences(data_root, "otb")
+    network = build_network(FLAGS.tracker, FLAGS.weights)
+    rows = {}
+    progress("measuring the statistics as loaded")
+    rows["as_loaded"] = measure(network, validation)
+    progress(f"estimating BatchNorm statistics on {FLAGS.steps} training batches of {BATCH}")
+    layers = estimate_batch_norm_statistics(network, pair_dataset(train, batch_size=BATCH, seed=11),
+                                            steps=FLAGS.steps)
+    rows["precise_per_branch"] = measure(network, validation)
+    return {
+        "benchmark": "tracker BatchNorm statistics: as loaded vs precise per-branch re-estimation",
+        "tracker": FLAGS.tracker, "weights": FLAGS.weights or "shipped", "batch_norm_layers": layers,
+        "estimation": {"batches": FLAGS.steps, "batch_size": BATCH, "data": FLAGS.train_data or "generated seed 1"},
+        "validation": {"sequences": len(validation), "data": FLAGS.data or "generated seed 2",
+                       "runtime": "keras fp32", "threads": FLAGS.threads},
+        "rows": rows,
+        "baseline": "as_loaded",
+    }
+
+
+def main(argv):
+    del argv
+    output = check_output_path(FLAGS.output)
+    set_threads(FLAGS.threads)
+    with tempfile.TemporaryDirectory() as tmp:
+        result = run(tmp)
+    write_json(output, result)
+    print(result)
+
+
+if __name__ == "__main__":
+    app.run(main)
