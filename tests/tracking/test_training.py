@@ -108,7 +108,7 @@ def test_precise_batch_norm_makes_inference_reproduce_training(head):
         estimate_batch_norm_statistics(network, batches.take(0), steps=1)
 
 
-def test_frozen_batch_norm_trains_what_inference_computes():
+def test_frozen_batch_norm_trains_what_inference_computes(tmp_path):
     """After freezing, a training step runs BatchNorm in inference mode: statistics and affine parameters stay, every
     other weight moves, and training-mode outputs equal inference-mode ones."""
     network = build_tracker_network(head="conv", template_size=TEMPLATE, search_size=SEARCH, ffn_dim=32, dropout=0.0)
@@ -126,6 +126,13 @@ def test_frozen_batch_norm_trains_what_inference_computes():
     pair = network.pair_model()
     training, inference = (pair([inputs["template"], inputs["search"]], training=t) for t in (True, False))
     np.testing.assert_array_equal(training["cls"].numpy(), inference["cls"].numpy())
+    # freezing reorders Keras's weight lists; the weight file does not change layout
+    network.save_weights(str(tmp_path / "frozen.h5"))
+    loaded = build_tracker_network(head="conv", template_size=TEMPLATE, search_size=SEARCH, ffn_dim=32,
+                                   weights=str(tmp_path / "frozen.h5"))
+    again = loaded.pair_model()([inputs["template"], inputs["search"]], training=False)
+    np.testing.assert_allclose(again["reg"].numpy(), inference["reg"].numpy(), rtol=1e-6, atol=1e-6)
+    assert all(layer.trainable is False for layer in norms)
 
 
 def test_checkpoints_resume_and_nan(tmp_path):

@@ -23,6 +23,7 @@ E.T.Track), separable convolutions ("conv", LightTrack-Mobile) or standard self-
 ("attention").
 """
 
+import contextlib
 import dataclasses
 import os
 
@@ -73,13 +74,28 @@ class TrackerNetwork:
         outputs = self.search_net([search, self.template_net(template)])
         return keras.Model([template, search], outputs, name=f"{self.search_net.name}_pair")
 
+    @contextlib.contextmanager
+    def _every_layer_trainable(self):
+        """Weight files list each branch's trainable weights before the others, so freezing layers (e.g.
+        ``freeze_batch_norm`` for fine-tuning) would reorder them: files are written and read with every layer
+        trainable, and the frozen ones are frozen again afterwards."""
+        frozen = [m for m in self.pair_model().submodules if isinstance(m, keras.layers.Layer) and not m.trainable]
+        try:
+            for layer in frozen:
+                layer.trainable = True
+            yield
+        finally:
+            for layer in frozen:
+                layer.trainable = False
+
     def save_weights(self, path, *, float16=False):
         """Writes both branches' weights to one .h5 file (the shared backbone weights included).
 
         With ``float16=True`` the weights are stored as float16 (half the file; BatchNorm statistics stay float32);
         :meth:`load_weights` reads either into the float32 network.
         """
-        self.pair_model().save_weights(path)
+        with self._every_layer_trainable():
+            self.pair_model().save_weights(path)
         if float16:
             save_float16_weights(path, path)
 
@@ -87,7 +103,8 @@ class TrackerNetwork:
         if not os.path.isfile(path):
             raise UserError(f"tracker weights {path!r} do not exist; check --weights")
         try:
-            self.pair_model().load_weights(path)
+            with self._every_layer_trainable():
+                self.pair_model().load_weights(path)
         except (ValueError, OSError, KeyError) as e:
             first = (str(e).strip().splitlines() or [type(e).__name__])[0]
             raise UserError(f"tracker weights {path!r} do not fit the {self.config['head']!r} head ({first[:160]}); "
