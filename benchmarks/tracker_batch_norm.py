@@ -12,6 +12,10 @@ sequences from seed 2; the benchmark test split of ``tracking_fps.py`` (seed 100
 
     python benchmarks/tracker_batch_norm.py [--tracker ettrack] [--weights PATH] [--steps 25] \
         [--output benchmarks/results/tracker_batch_norm.json]
+
+Committed: ``tracker_batch_norm.json`` (the 1,550-step E.T.Track weights, trained on batch statistics, from before
+the per-branch split) and ``tracker_batch_norm_finetuned.json`` (the shipped weights after fine-tuning with
+``--batch_norm frozen``, for which ``as_loaded`` is the deployed model).
 """
 
 import os
