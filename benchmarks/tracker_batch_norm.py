@@ -52,10 +52,8 @@ def progress(message):
     print(message, file=sys.stderr, flush=True)
 
 
-def held_out_losses(network, sequences):
+def held_out_losses(trainer, batches):
     """Mean validation losses, inference mode and training mode (batch statistics; weights untouched)."""
-    trainer = TrackerTrainer(network)
-    batches = list(pair_dataset(sequences, batch_size=BATCH, seed=7).take(FLAGS.loss_batches))
     result = {}
     for mode, training in (("inference", False), ("training_mode", True)):
         with batch_norm_momentum(trainer.pair, 1.0):  # a training-mode call must not move the measured statistics
@@ -65,11 +63,11 @@ def held_out_losses(network, sequences):
     return result
 
 
-def measure(network, sequences):
+def measure(trainer, sequences, batches):
     start = time.perf_counter()
-    scores, _ = evaluate(sequences, lambda: Tracker.for_network(network))
+    scores, _ = evaluate(sequences, lambda: Tracker.for_network(trainer.network))
     return {"success_auc": scores["success_auc"], "precision_20": scores["precision_20"],
-            **held_out_losses(network, sequences), "seconds": round(time.perf_counter() - start, 1)}
+            **held_out_losses(trainer, batches), "seconds": round(time.perf_counter() - start, 1)}
 
 
 def run(tmp):
@@ -82,13 +80,15 @@ def run(tmp):
         write_otb_sequences(data_root, 10, 60, 2)
     train, validation = load_sequences(train_root, "otb"), load_sequences(data_root, "otb")
     network = build_network(FLAGS.tracker, FLAGS.weights)
+    trainer = TrackerTrainer(network)
+    batches = list(pair_dataset(validation, batch_size=BATCH, seed=7).take(FLAGS.loss_batches))  # both rows'
     rows = {}
     progress("measuring the statistics as loaded")
-    rows["as_loaded"] = measure(network, validation)
+    rows["as_loaded"] = measure(trainer, validation, batches)
     progress(f"estimating BatchNorm statistics on {FLAGS.steps} training batches of {BATCH}")
     layers = estimate_batch_norm_statistics(network, pair_dataset(train, batch_size=BATCH, seed=11),
                                             steps=FLAGS.steps)
-    rows["precise_per_branch"] = measure(network, validation)
+    rows["precise_per_branch"] = measure(trainer, validation, batches)
     return {
         "benchmark": "tracker BatchNorm statistics: as loaded vs precise per-branch re-estimation",
         "tracker": FLAGS.tracker, "weights": FLAGS.weights or "shipped", "batch_norm_layers": layers,
