@@ -13,7 +13,7 @@ import os
 import sys
 import time
 
-from zippy_tf._compat import keras, tf
+from zippy_tf._compat import Trainer, keras, tf
 from zippy_tf.errors import UserError
 from zippy_tf.io import atomic_path, write_json
 from zippy_tf.keypoints.losses import KP2D_LOSS_WEIGHTS, L2Distance, SoftHammingDistance, inlier_net, kp2d_losses
@@ -39,7 +39,7 @@ def synchronize_batch_norm(model):
     return model
 
 
-class KeypointTrainer(keras.Model):
+class KeypointTrainer(Trainer):
     r"""The dense keypoint network + IO-Net, trained on image pairs related by a known homography.
 
     Each step runs both images through the network (as two calls, like KP2D) and minimises
@@ -112,6 +112,7 @@ class KeypointTrainer(keras.Model):
         self.trackers["descriptor_recall"].update_state(terms["descriptor_recall"])
         return {name: tracker.result() for name, tracker in self.trackers.items()}
 
+    @tf.autograph.experimental.do_not_convert  # see zippy_tf._compat.register
     def train_step(self, pair):
         replicas = tf.distribute.get_strategy().num_replicas_in_sync
         with tf.GradientTape() as tape:
@@ -121,6 +122,7 @@ class KeypointTrainer(keras.Model):
         self.optimizer.minimize(loss, self.trainable_variables, tape=tape)
         return self._update_metrics(terms)
 
+    @tf.autograph.experimental.do_not_convert  # see zippy_tf._compat.register
     def test_step(self, pair):
         return self._update_metrics(self.pair_losses(pair, training=False))
 

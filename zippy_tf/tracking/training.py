@@ -14,7 +14,7 @@ import sys
 
 import numpy as np
 
-from zippy_tf._compat import keras, tf
+from zippy_tf._compat import Trainer, keras, tf
 from zippy_tf.errors import UserError
 from zippy_tf.io import atomic_path
 from zippy_tf.tracking.losses import tracking_losses
@@ -34,7 +34,7 @@ def reference_learning_rate(epoch, *, epochs=50, peak=0.1):
     return float(decay[min(epoch - warmup, len(decay) - 1)])
 
 
-class TrackerTrainer(keras.Model):
+class TrackerTrainer(Trainer):
     """Trains a :class:`~zippy_tf.tracking.model.TrackerNetwork` on template/search pairs.
 
     ``call`` maps ``{"template", "search"}`` to the network's ``{"cls", "reg"}``; ``train_step`` adds the
@@ -74,6 +74,7 @@ class TrackerTrainer(keras.Model):
             self.trackers[name].update_state(losses[name])
         return {name: tracker.result() for name, tracker in self.trackers.items()}
 
+    @tf.autograph.experimental.do_not_convert  # see zippy_tf._compat.register
     def train_step(self, data):
         with tf.GradientTape() as tape:
             losses = self.pair_losses(data, training=True)
@@ -84,6 +85,7 @@ class TrackerTrainer(keras.Model):
         self.optimizer.minimize(loss, self.trainable_variables, tape=tape)
         return self._update(losses)
 
+    @tf.autograph.experimental.do_not_convert  # see zippy_tf._compat.register
     def test_step(self, data):
         return self._update(self.pair_losses(data, training=False))
 
