@@ -17,7 +17,7 @@ import platform
 import zippy_tf  # noqa: F401  (sets up Keras 2 before TensorFlow is imported)
 
 from zippy_tf._compat import tf
-from zippy_tf.export import FlatbufferRunner, convert_int8, op_census
+from zippy_tf.export import FlatbufferRunner, convert_int8, op_census, tflite_converter
 from zippy_tf.export.latency import time_interleaved
 from zippy_tf.io import write_json
 from zippy_tf.presets import build_model
@@ -44,7 +44,7 @@ def time_best_ms(flatbuffers, runs, warmup=2):
 def run(model_name, runs, calibration_count=4):
     network = build_model(model_name)
     pairs = [tf.convert_to_tensor(x, tf.float32) for x in calibration_data(network, calibration_count)[1]]
-    flatbuffers = {"fp32": tf.lite.TFLiteConverter.from_keras_model(network.search_net).convert()}
+    flatbuffers = {"fp32": tflite_converter(network.search_net).convert()}
     flatbuffers.update({name: convert_int8(network.search_net, pairs, ops) for name, ops in VARIANTS.items()})
     milliseconds = time_best_ms(flatbuffers, runs)
     rows = {}

@@ -29,13 +29,8 @@ def _inputs(seed=0):
             rng.uniform(0, 255, (1, 128, 128, 3)).astype(np.float32))
 
 
-# Conversions are the slow part: the baselines' int8 runs only with --run-large.
-CASES = [("exemplar", "fp32"), ("exemplar", "int8"), ("conv", "fp32"), ("attention", "fp32"),
-         pytest.param("conv", "int8", marks=pytest.mark.large),
-         pytest.param("attention", "int8", marks=pytest.mark.large)]
-
-
-@pytest.mark.parametrize("head,fmt", CASES)
+@pytest.mark.parametrize("head,fmt", [(head, fmt) for head in ("exemplar", "conv", "attention")
+                                      for fmt in ("fp32", "int8")])
 def test_export_both_branches(networks, tmp_path, head, fmt):
     network = _network(networks, head)
     result = export_tracker(network, fmt, str(tmp_path / "tracker.tflite"), calibration_count=2)

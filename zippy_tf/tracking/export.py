@@ -9,7 +9,7 @@ import os
 
 from zippy_tf._compat import tf
 from zippy_tf.errors import UserError
-from zippy_tf.export import convert, convert_int8, op_census
+from zippy_tf.export import convert, convert_int8, op_census, tflite_converter
 from zippy_tf.io import atomic_write, check_output_path
 
 TRACKER_FORMATS = ("fp32", "int8")
@@ -35,7 +35,7 @@ def calibration_data(network, count):
 def convert_search_branch(network, fmt, *, representative_pairs=None, calibration_count=8):
     """The search branch as flatbuffer bytes; int8 is calibrated on [search images, template features] pairs."""
     if fmt != "int8":
-        return tf.lite.TFLiteConverter.from_keras_model(network.search_net).convert()
+        return tflite_converter(network.search_net).convert()
     pairs = representative_pairs or calibration_data(network, calibration_count)[1]
     return convert_int8(network.search_net, [tf.convert_to_tensor(x, tf.float32) for x in pairs], INT8_FLOAT_OPS)
 
