@@ -153,11 +153,12 @@ def test_checkpoints_resume_and_nan(tmp_path):
     assert tf.train.latest_checkpoint(os.path.join(output, "checkpoints")).endswith("-2")
 
 
-@pytest.mark.large
-def test_mirrored_strategy_matches_one_device():
-    """Two steps under a two-replica MirroredStrategy (two logical CPUs) equal two steps on one device."""
+@pytest.mark.parametrize("batch_norm", ["batch", "frozen"])
+def test_mirrored_strategy_matches_one_device(batch_norm):
+    """A step under a two-replica MirroredStrategy (two logical CPUs) equals a step on one device: with synchronised
+    BatchNorm, and with the statistics estimated and frozen inside the strategy's scope (``--batch_norm frozen``)."""
     script = os.path.join(os.path.dirname(__file__), "mirrored_equivalence.py")
-    run = subprocess.run([sys.executable, script, "conv"], capture_output=True, text=True, timeout=1800)
+    run = subprocess.run([sys.executable, script, "conv", batch_norm], capture_output=True, text=True, timeout=1800)
     assert run.returncode == 0, run.stderr[-2000:]
     result = json.loads(run.stdout.strip().splitlines()[-1])
     assert result["replicas"] == 2
