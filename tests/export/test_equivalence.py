@@ -133,3 +133,29 @@ def test_int8_float_ops_stay_float(float_ops):
     expected = model(images[:1]).numpy()
     (got,) = FlatbufferRunner(flatbuffer)(images[:1]).values()
     np.testing.assert_allclose(got, expected, atol=0.05 * np.abs(expected).max())
+
+
+@pytest.mark.parametrize("outputs", ["list", "dict"])
+def test_serving_function_converts_like_from_keras_model(outputs):
+    """``tflite_converter`` (no SavedModel of the Keras model) writes the flatbuffer ``from_keras_model`` writes: the
+    same signature names in the same order, the same ops, the same outputs."""
+    from zippy_tf._compat import tf
+    from zippy_tf.export import tflite_converter
+    from zippy_tf.export.flatbuffer import signature_io
+
+    image, extra = keras.Input((8, 8, 3), batch_size=1, name="image"), keras.Input((4,), batch_size=1, name="extra")
+    x = keras.layers.Conv2D(4, 3, name="conv")(image)
+    pooled = keras.layers.Add(name="pooled")([keras.layers.GlobalAveragePooling2D()(x), extra])
+    score = keras.layers.Conv2D(1, 1, activation="sigmoid", name="score")(x)
+    model = keras.Model([image, extra], {"score": score, "pooled": pooled} if outputs == "dict" else [score, pooled])
+    ours, reference = tflite_converter(model).convert(), tf.lite.TFLiteConverter.from_keras_model(model).convert()
+    assert signature_io(ours) == signature_io(reference)
+    assert signature_io(ours)[1] in (["pooled", "score"], ["score", "pooled"])
+    assert op_census(ours)["op_types"] == op_census(reference)["op_types"]
+    rng = np.random.default_rng(0)
+    inputs = {"image": rng.normal(size=(1, 8, 8, 3)).astype(np.float32),
+              "extra": rng.normal(size=(1, 4)).astype(np.float32)}
+    got, want = FlatbufferRunner(ours)(inputs), FlatbufferRunner(reference)(inputs)
+    assert set(got) == set(want)
+    for name in want:
+        np.testing.assert_array_equal(got[name], want[name])

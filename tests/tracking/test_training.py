@@ -184,9 +184,10 @@ def test_cli_bad_input_exits_2_and_writes_nothing(tmp_path, capsys, argv, messag
     assert not (tmp_path / "out").exists()
 
 
-def test_cli_fine_tunes_with_frozen_batch_norm(tmp_path, capsys):
-    """--batch_norm frozen end to end: the statistics are re-estimated from the data, and the weights written in the
-    standard layout load into an unfrozen network."""
+@pytest.mark.parametrize("statistics_steps", [2, 0])
+def test_cli_fine_tunes_with_frozen_batch_norm(tmp_path, capsys, statistics_steps):
+    """--batch_norm frozen end to end: the statistics are re-estimated from the data (or, with --statistics_steps 0,
+    kept from --weights), and the weights written in the standard layout load into an unfrozen network."""
     import h5py
 
     from zippy_tf.cli.main import main
@@ -196,8 +197,9 @@ def test_cli_fine_tunes_with_frozen_batch_norm(tmp_path, capsys):
     network = build_tracker_network(head="conv", template_size=TEMPLATE, search_size=SEARCH)
     network.save_weights(str(tmp_path / "start.h5"))
     assert main(["train", "lighttrack", "--data", str(tmp_path / "data"), "--output", str(tmp_path / "run"),
-                 "--weights", str(tmp_path / "start.h5"), "--batch_norm", "frozen", "--statistics_steps", "2",
-                 "--epochs", "1", "--steps_per_epoch", "1", "--batch_size", "2", "--template_size", str(TEMPLATE),
+                 "--weights", str(tmp_path / "start.h5"), "--batch_norm", "frozen",
+                 "--statistics_steps", str(statistics_steps), "--epochs", "1", "--steps_per_epoch", "1",
+                 "--batch_size", "2", "--template_size", str(TEMPLATE),
                  "--search_size", str(SEARCH)]) == 0
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
 
@@ -209,7 +211,10 @@ def test_cli_fine_tunes_with_frozen_batch_norm(tmp_path, capsys):
 
     start, trained = statistics(str(tmp_path / "start.h5")), statistics(result["weights"])
     assert set(start) == set(trained) and len(start) == 4  # mean and variance, template and search branch
-    assert all(not np.allclose(start[k], trained[k]) for k in start)  # re-estimated (fresh weights hold 0 / 1)
+    if statistics_steps:
+        assert all(not np.allclose(start[k], trained[k]) for k in start)  # re-estimated (fresh weights hold 0 / 1)
+    else:
+        assert all(np.array_equal(start[k], trained[k]) for k in start)
     loaded = build_tracker_network(head="conv", template_size=TEMPLATE, search_size=SEARCH, weights=result["weights"])
     assert loaded.output_size == 8
 

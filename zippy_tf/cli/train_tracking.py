@@ -24,10 +24,12 @@ def define_flags(fv):
     flags.DEFINE_integer("seed", 0, "seeds the pair sampling and the initial weights", flag_values=fv)
     flags.DEFINE_enum("batch_norm", "batch", ["batch", "frozen"], "BatchNorm while training: 'batch' statistics "
                       "(from scratch), or 'frozen': re-estimate the statistics of --weights on --statistics_steps "
-                      "batches, then train with BatchNorm in inference mode, as the deployed tracker runs (fine-tuning)",
+                      "batches, then train with BatchNorm in inference mode, as the deployed tracker runs "
+                      "(fine-tuning)",
                       flag_values=fv)
-    flags.DEFINE_integer("statistics_steps", 25, "batches to estimate BatchNorm statistics from (--batch_norm frozen)",
-                         lower_bound=1, flag_values=fv)
+    flags.DEFINE_integer("statistics_steps", 25, "batches to estimate BatchNorm statistics from (--batch_norm frozen); "
+                         "0 keeps those in --weights (to continue a frozen fine-tuning)", lower_bound=0,
+                         flag_values=fv)
     flags.DEFINE_integer("threads", 0, "CPU threads for TensorFlow and OpenCV (0 = all cores)", lower_bound=0,
                          flag_values=fv)
 
@@ -74,7 +76,8 @@ def main(fv, args, name):
     with strategy.scope():
         network = builder(weights=fv.weights, template_size=fv.template_size, search_size=fv.search_size)
         if fv.batch_norm == "frozen":
-            if not fv.resume:  # a resumed run restores its statistics from the checkpoint
+            # a resumed run restores its statistics from the checkpoint
+            if not fv.resume and fv.statistics_steps > 0:
                 progress(f"estimating BatchNorm statistics on {fv.statistics_steps} batches")
                 estimate_batch_norm_statistics(network, dataset, steps=fv.statistics_steps)
             freeze_batch_norm(network)
