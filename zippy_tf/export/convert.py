@@ -59,9 +59,9 @@ def serving_function(model):
     """(module, concrete function): ``model`` in inference mode, as the flatbuffer's serving signature.
 
     Inputs are named as the model's inputs, outputs keyed by its output names (or its dict keys): the signature
-    ``TFLiteConverter.from_keras_model`` writes. Converting from this is 5–7× faster and gives the same flatbuffer:
-    ``from_keras_model`` (and LCE's ``convert_keras_model``) first save the Keras model as a SavedModel, which traces
-    every layer's call functions (85 of the 119 s of exporting the tracker). The module holds only the variables.
+    ``TFLiteConverter.from_keras_model`` writes. Converting from this gives the same flatbuffer 5–7× faster
+    (``benchmarks/export_time.py``): ``from_keras_model`` (and LCE's ``convert_keras_model``) first save the Keras
+    model as a SavedModel, which traces every layer's call functions. The module holds only the variables.
     """
     specs = [tf.TensorSpec(t.shape, t.dtype, name=t.name.split(":")[0]) for t in model.inputs]
 
