@@ -51,7 +51,8 @@ class Trainer(keras.Model):
     """
 
     def make_train_function(self, force=False):
-        self.optimizer.build(self.trainable_variables)
+        if hasattr(self.optimizer, "build"):  # Keras's legacy optimizers have no build; they trace twice
+            self.optimizer.build(self.trainable_variables)
         return super().make_train_function(force)
 
 

@@ -84,6 +84,7 @@ def test_a_fit_step_updates_every_trainable_weight(head):
     before = [w.numpy().copy() for w in trainer.trainable_weights]
     history = trainer.fit(_pairs().batch(2), epochs=1, steps_per_epoch=1, verbose=0)
     assert np.isfinite(history.history["loss"][0])
+    assert trainer.train_function.experimental_get_tracing_count() == 1  # slots made before tracing (Trainer)
     unchanged = [w.name for w, b in zip(trainer.trainable_weights, before) if np.array_equal(w.numpy(), b)]
     assert not unchanged
 
