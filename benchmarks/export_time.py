@@ -5,7 +5,7 @@
 serving function holds only the variables. Both must write the same flatbuffer: the benchmark checks that the
 signatures and op counts agree and records the byte sizes.
 
-    python benchmarks/export_time.py [--models ettrack,zippypoint] [--repeats 2] \
+    python benchmarks/export_time.py [--models ettrack,zippypoint-int8] [--repeats 2] \
         [--output benchmarks/results/export_time.json]
 """
 
@@ -31,7 +31,7 @@ flags.DEFINE_string("note", "", "free text stored in the JSON (e.g. other load o
 flags.DEFINE_string("output", "benchmarks/results/export_time.json", "JSON result")
 
 CONVERTERS = {
-    "from_keras_model": lambda model: tf.lite.TFLiteConverter.from_keras_model(model),
+    "from_keras_model": tf.lite.TFLiteConverter.from_keras_model,
     "serving_function": tflite_converter,
 }
 
