@@ -7,10 +7,10 @@ template + search branch) on TensorFlow Lite's builtin interpreter (``--runtime 
 per ``--precisions`` entry: ``fp32`` and ``int8`` (integer kernels except ``INT8_FLOAT_OPS``, calibrated on photo
 crops, float I/O); rows are named ``<tracker>`` (fp32) and ``<tracker>_int8``, and each row says its ``runtime``
 and ``precision``. With ``--runtime keras`` they run their Keras models (fp32 only). Weights: the shipped ones from
-models/. Without
-shipped weights, ``--allow_untrained`` still measures their FPS (speed does
-not depend on the weights) and marks their AUC as untrained. A tracker whose preset does not exist yet is listed
-with the reason instead of numbers.
+models/, with the tracker hyper-parameters tuned for them (``models/<name>/tracker.json``, written by ``zippy-tf
+tune``; the reference's where there is none). Without shipped weights, ``--allow_untrained`` still measures their
+FPS (speed does not depend on the weights) and marks their AUC as untrained. A tracker whose preset does not exist
+yet is listed with the reason instead of numbers.
 
 The test split is rendered with seed 1000 (``--seed``); train on other seeds so no sequence is shared.
 
@@ -35,9 +35,10 @@ from zippy_tf.tracking.datasets import load_sequences
 from zippy_tf.tracking.evaluate import (
     NEURAL_TRACKERS, TRACKERS, build_network, evaluate, save_figure, tracker_factory,
 )
-from zippy_tf.tracking.export import TRACKER_FORMATS, branch_paths, export_tracker
+from zippy_tf.tracking.export import TRACKER_FORMATS, exported_network
 from zippy_tf.tracking.generate import write_otb_sequences
-from zippy_tf.tracking.tracker import FlatbufferNetwork, Tracker
+from zippy_tf.tracking.tracker import Tracker
+from zippy_tf.tracking.tuning import DEFAULTS, shipped_hyperparameters
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("trackers", list(TRACKERS), "trackers to run")
@@ -75,16 +76,14 @@ def load_network(name):
         return presets.build_model(name, use_shipped_weights=False), "untrained"
 
 
-def neural_factory(network, precision, tmp):
-    """A tracker factory for ``network`` on the chosen runtime; ``precision`` picks the TFLite export."""
+def neural_factory(name, network, precision, tmp):
+    """A tracker factory for ``network`` on the chosen runtime; ``precision`` picks the TFLite export. The
+    tracker uses the hyper-parameters tuned for the shipped weights (``models/<name>/tracker.json``), if any."""
     if FLAGS.runtime == "tflite":
-        from zippy_tf.export import read_flatbuffer
-
         progress(f"{network.search_net.name}: exporting the template and search branches to {precision} TFLite")
-        path = os.path.join(tmp, f"{network.search_net.name}_{precision}.tflite")
-        export_tracker(network, precision, path)
-        network = FlatbufferNetwork(*(read_flatbuffer(p) for p in branch_paths(path)), num_threads=FLAGS.threads)
-    return lambda: Tracker.for_network(network)
+        network = exported_network(network, precision, tmp, num_threads=FLAGS.threads)
+    hyperparameters = shipped_hyperparameters(name)
+    return lambda: Tracker.for_network(network, **hyperparameters)
 
 
 def runs(name):
@@ -160,7 +159,7 @@ def main(argv):
                 continue
             for row, precision in runs(name):
                 try:
-                    factory = neural_factory(network, precision, tmp) if network else tracker_factory(name)
+                    factory = neural_factory(name, network, precision, tmp) if network else tracker_factory(name)
                 except Exception as e:  # a conversion that fails is reported, not fatal for the other rows
                     first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
                     progress(f"{row}: skipped: {first}")
@@ -171,6 +170,8 @@ def main(argv):
                 results[row] = {"fps": scores["fps"], "success_auc": scores["success_auc"],
                                 "precision_20": scores["precision_20"], "weights": weights, "runtime": runtime,
                                 "precision": precision}
+                if network:
+                    results[row]["tracker_hyperparameters"] = {**DEFAULTS, **shipped_hyperparameters(name)}
                 progress(f"{row}: {results[row]}")
     report = {
         "command": " ".join(["python", *sys.argv]),

@@ -44,7 +44,7 @@ BAD_INPUTS = [
     (["--data", "{data}", "--tracker", "kcf", "--output", "{missing}/r.json"], "output folder"),
     (["--data", "{data}", "--tracker", "kcf", "--plots", "{missing}"], "--plots folder"),
     (["--data", "{data}", "--tracker", "kcf", "--format", "lasot"], "LaSOT sequence"),
-    (["--data", "{data}", "--tracker", "kcf", "--weights", "w.h5"], "does not apply"),
+    (["--data", "{data}", "--tracker", "kcf", "--weights", "w.h5"], "do not apply"),
     (["--data", "{data}", "--tracker", "tld"], "tld"),
 ]
 

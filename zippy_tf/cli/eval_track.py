@@ -17,6 +17,8 @@ def define_flags(fv):
     flags.DEFINE_enum("tracker", None, TRACKERS, "tracker to evaluate", flag_values=fv)
     flags.DEFINE_string("weights", None, "weights (.h5) of a neural tracker; default: the shipped ones in models/",
                         flag_values=fv)
+    flags.DEFINE_string("hyperparameters", None, "tracker.json of tuned tracker hyper-parameters (`zippy-tf tune`); "
+                        "default: the shipped weights' own, else the reference's", flag_values=fv)
     flags.DEFINE_string("output", None, "also write the JSON result to this file", flag_values=fv)
     flags.DEFINE_string("plots", None, "folder for success.png and precision.png", flag_values=fv)
     flags.DEFINE_integer("threads", 1, "CPU threads for the tracker (1 = the benchmark setting)", flag_values=fv)
@@ -42,6 +44,7 @@ def main(fv, args, name):
     from zippy_tf.io import check_output_path, write_json
     from zippy_tf.tracking.datasets import load_sequences
     from zippy_tf.tracking.evaluate import evaluate, plot_curves, tracker_factory
+    from zippy_tf.tracking.tuning import read_hyperparameters
 
     if args:
         raise UserError(f"unexpected arguments {' '.join(args)}; all options are --flags")
@@ -54,9 +57,10 @@ def main(fv, args, name):
         check_output_path(fv.output)
     if fv.plots and not os.path.isdir(fv.plots):
         raise UserError(f"--plots folder {fv.plots!r} does not exist; create it first")
+    hyperparameters = read_hyperparameters(fv.hyperparameters) if fv.hyperparameters else None
     sequences = load_sequences(fv.data, fv.format)[: fv.max_sequences]
     set_threads(fv.threads)
-    make_tracker = tracker_factory(fv.tracker, fv.weights)
+    make_tracker = tracker_factory(fv.tracker, fv.weights, hyperparameters)
     scores, curves = evaluate(sequences, make_tracker, progress=lambda m: print(m, file=sys.stderr, flush=True))
     result = {"tracker": fv.tracker, **scores}
     if fv.plots:

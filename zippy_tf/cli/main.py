@@ -29,6 +29,11 @@ VERBS = {
         "lighttrack": "zippy_tf.cli.train_tracking",
         "attention": "zippy_tf.cli.train_tracking",
     },
+    "tune": {
+        "ettrack": "zippy_tf.cli.tune_tracking",
+        "lighttrack": "zippy_tf.cli.tune_tracking",
+        "attention": "zippy_tf.cli.tune_tracking",
+    },
     "eval": {"hpatches": "zippy_tf.cli.eval_hpatches", "track": "zippy_tf.cli.eval_track"},
     "match": "zippy_tf.cli.match",
     "search": "zippy_tf.cli.search",

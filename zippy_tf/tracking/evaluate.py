@@ -41,18 +41,25 @@ def build_network(name, weights=None):
     return network
 
 
-def tracker_factory(name, weights=None):
-    """A function returning a fresh tracker ``name`` for each sequence (the network is built once)."""
+def tracker_factory(name, weights=None, hyperparameters=None):
+    """A function returning a fresh tracker ``name`` for each sequence (the network is built once).
+
+    ``hyperparameters`` ({"penalty_k", "window_influence", "lr"}, any subset) default to those tuned for the
+    shipped weights (``models/<name>/tracker.json``) when ``weights`` is None, else to the reference's.
+    """
     from zippy_tf.tracking.tracker import Tracker
+    from zippy_tf.tracking.tuning import shipped_hyperparameters
 
     if name in OPENCV_TRACKERS:
-        if weights is not None:
-            raise UserError(f"--weights does not apply to the OpenCV tracker {name!r}; drop it")
+        if weights is not None or hyperparameters is not None:
+            raise UserError(f"--weights and --hyperparameters do not apply to the OpenCV tracker {name!r}; drop them")
         return lambda: OpenCVTracker(name)
     if name not in NEURAL_TRACKERS:
         raise UserError(f"unknown tracker {name!r}; choose one of: {', '.join(TRACKERS)}")
     network = build_network(name, weights)
-    return lambda: Tracker.for_network(network)
+    if hyperparameters is None:
+        hyperparameters = shipped_hyperparameters(name) if weights is None else {}
+    return lambda: Tracker.for_network(network, **hyperparameters)
 
 
 def track_sequence(tracker, sequence):

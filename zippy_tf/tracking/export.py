@@ -78,4 +78,14 @@ def export_tracker(network, fmt, output_path, *, calibration_count=8):
     return result
 
 
-__all__ = ["TRACKER_FORMATS", "branch_paths", "convert_search_branch", "export_tracker"]
+def exported_network(network, fmt, folder, *, num_threads=1):
+    """``network`` exported as ``fmt`` into ``folder`` and loaded back, ready for the Tracker (the deployed path)."""
+    from zippy_tf.export import read_flatbuffer
+    from zippy_tf.tracking.tracker import FlatbufferNetwork
+
+    path = os.path.join(folder, f"{network.search_net.name}_{fmt}.tflite")
+    export_tracker(network, fmt, path)
+    return FlatbufferNetwork(*(read_flatbuffer(p) for p in branch_paths(path)), num_threads=num_threads)
+
+
+__all__ = ["TRACKER_FORMATS", "branch_paths", "convert_search_branch", "export_tracker", "exported_network"]

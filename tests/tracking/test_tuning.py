@@ -1,0 +1,201 @@
+"""Tracker hyper-parameter tuning: the candidates, the search and its resumable log, tracker.json, and the CLI."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from zippy_tf.errors import UserError
+from zippy_tf.tracking.datasets import load_sequences
+from zippy_tf.tracking.generate import write_otb_sequences
+from zippy_tf.tracking.tracker import Tracker
+from zippy_tf.tracking.tuning import (
+    DEFAULTS, SEARCH_SPACE, candidates, read_hyperparameters, shipped_hyperparameters, tune, write_hyperparameters,
+)
+
+SETUP = {"weights_sha256": "test", "runtime": "fake"}
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("otb")
+    write_otb_sequences(str(root), 1, 6, seed=100, size=(120, 160))
+    return str(root)
+
+
+class ShiftedTruth:
+    """A stand-in tracker that reports the true box shifted right by 40·lr px: the smaller lr, the higher the AUC."""
+
+    def __init__(self, boxes, calls, **hyperparameters):
+        self.boxes, self.shift = boxes, 40 * hyperparameters["lr"]
+        calls.append(hyperparameters)
+
+    def init(self, frame, box):
+        self.frame = 0
+
+    def update(self, frame):
+        self.frame += 1
+        x, y, w, h = self.boxes[self.frame]
+        return True, (x + self.shift, y, w, h)
+
+
+def run_tune(data, log, trials, calls, setup=SETUP):
+    sequences = load_sequences(data, "otb")
+    return tune(sequences, lambda **hp: ShiftedTruth(sequences[0].boxes, calls, **hp), trials=trials, seed=3,
+                log_path=str(log), setup=setup)
+
+
+def test_candidates_start_from_the_tracker_defaults_and_extend_stably():
+    assert DEFAULTS == {"penalty_k": 0.007, "window_influence": 0.225, "lr": 0.616}
+    assert {k: getattr(Tracker(None), k) for k in DEFAULTS} == DEFAULTS
+    five = candidates(5, seed=1)
+    assert five[0] == DEFAULTS and five[:3] == candidates(3, seed=1) and five != candidates(5, seed=2)
+    for setting in five:
+        assert all(SEARCH_SPACE[k][0] <= v <= SEARCH_SPACE[k][1] for k, v in setting.items())
+    for name, (low, high) in SEARCH_SPACE.items():
+        assert low <= DEFAULTS[name] <= high
+
+
+def test_tune_picks_the_best_trial_and_keeps_the_baseline(data, tmp_path):
+    calls = []
+    result = run_tune(data, tmp_path / "trials.jsonl", 6, calls)
+    settings = candidates(6, seed=3)
+    assert calls == settings  # one tracker per trial and sequence, in trial order
+    assert result["baseline"]["hyperparameters"] == DEFAULTS
+    assert [r["trial"] for r in result["trials"]] == list(range(6))
+    aucs = [r["success_auc"] for r in result["trials"]]
+    smallest_lr = min(range(6), key=lambda i: settings[i]["lr"])
+    assert aucs[smallest_lr] == max(aucs) > aucs[0]  # the stand-in's best setting wins over the defaults
+    assert result["best"]["trial"] == aucs.index(max(aucs))  # ties go to the earlier trial
+
+
+def test_tune_resumes_from_its_log_and_skips_a_torn_line(data, tmp_path):
+    log = tmp_path / "trials.jsonl"
+    first_calls, more_calls = [], []
+    first = run_tune(data, log, 3, first_calls)
+    with open(log, "a") as f:
+        f.write('{"key": "lr=0.1|penalty_k')  # a writer killed mid-line
+    with pytest.warns(UserWarning, match="corrupt log line"):
+        more = run_tune(data, log, 5, more_calls)
+    assert len(first_calls) == 3 and more_calls == candidates(5, seed=3)[3:]
+    assert more["trials"][:3] == first["trials"]
+    complete = [json.loads(line) for line in log.read_text().splitlines() if line.endswith("}")]
+    assert [r["trial"] for r in complete] == [0, 1, 2, 3, 4]
+
+
+def test_tune_refuses_a_log_of_another_setup(data, tmp_path):
+    log = tmp_path / "trials.jsonl"
+    run_tune(data, log, 1, [])
+    with pytest.raises(UserError, match="another setup"):
+        run_tune(data, log, 2, [], setup={**SETUP, "runtime": "other"})
+    with pytest.raises(UserError, match="at least 1"):
+        run_tune(data, tmp_path / "other.jsonl", 0, [])
+
+
+def test_hyperparameter_file_round_trip(tmp_path):
+    path = tmp_path / "tracker.json"
+    write_hyperparameters(str(path), {"lr": 0.1, "penalty_k": 0.05}, success_auc=0.5)
+    assert read_hyperparameters(str(path)) == {"lr": 0.1, "penalty_k": 0.05}
+    assert json.loads(path.read_text())["success_auc"] == 0.5
+    path.write_text('{"window_influence": 0.3}')  # a bare object is accepted too
+    assert read_hyperparameters(str(path)) == {"window_influence": 0.3}
+
+
+@pytest.mark.parametrize("text, message", [
+    ('{"hyperparameters": {"momentum": 0.1}}', "unknown tracker hyper-parameters"),
+    ('{"lr": -0.1}', "not a finite number"),
+    ('{"lr": "fast"}', "not a finite number"),
+    ('{"lr": true}', "not a finite number"),
+    ("[0.1, 0.2]", "JSON object"),
+    ("{lr: 0.1", "not valid JSON"),
+    (None, "does not exist"),
+])
+def test_bad_hyperparameter_files(tmp_path, text, message):
+    path = tmp_path / "tracker.json"
+    if text is not None:
+        path.write_text(text)
+    with pytest.raises(UserError, match=message):
+        read_hyperparameters(str(path))
+
+
+def test_shipped_hyperparameters_come_from_the_model_folder(tmp_path, monkeypatch):
+    from zippy_tf import presets
+
+    monkeypatch.setattr(presets, "MODELS_DIR", tmp_path)
+    assert shipped_hyperparameters("ettrack") == {}
+    (tmp_path / "ettrack").mkdir()
+    write_hyperparameters(str(tmp_path / "ettrack" / "tracker.json"), {"lr": 0.2})
+    assert shipped_hyperparameters("ettrack") == {"lr": 0.2}
+
+
+def test_tracker_factory_applies_hyperparameters(data, tmp_path, monkeypatch):
+    from zippy_tf import presets
+    from zippy_tf.tracking.evaluate import tracker_factory
+
+    from .test_tracker import MatchingNetwork
+
+    monkeypatch.setattr(presets, "MODELS_DIR", tmp_path)
+    monkeypatch.setattr(presets, "build_model", lambda name, weights: MatchingNetwork())
+    (tmp_path / "ettrack").mkdir()
+    (tmp_path / "ettrack" / "weights.h5").write_bytes(b"")
+    write_hyperparameters(str(tmp_path / "ettrack" / "tracker.json"), {"lr": 0.2, "penalty_k": 0.1})
+    shipped = tracker_factory("ettrack")()  # shipped weights: their tuned values
+    assert (shipped.lr, shipped.penalty_k, shipped.window_influence) == (0.2, 0.1, DEFAULTS["window_influence"])
+    other = tracker_factory("ettrack", str(tmp_path / "ettrack" / "weights.h5"))()  # other weights: the reference's
+    assert other.lr == DEFAULTS["lr"]
+    explicit = tracker_factory("ettrack", None, {"window_influence": 0.5})()
+    assert (explicit.lr, explicit.window_influence) == (DEFAULTS["lr"], 0.5)
+    with pytest.raises(UserError, match="do not apply"):
+        tracker_factory("kcf", None, {"lr": 0.1})
+
+
+def cli(*args):
+    return subprocess.run([sys.executable, "-m", "zippy_tf.cli.main", *args], capture_output=True, text=True,
+                          timeout=600)
+
+
+def test_tune_cli_writes_the_best_and_resumes(data, tmp_path):
+    args = ["tune", "ettrack", "--data", data, "--runtime", "keras", "--output", str(tmp_path)]
+    done = cli(*args, "--trials", "2")
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(done.stdout)
+    saved = json.loads((tmp_path / "tracker.json").read_text())
+    assert result["best"] == saved["hyperparameters"] and result["trials"] == saved["trials"] == 2
+    assert saved["baseline"]["hyperparameters"] == DEFAULTS and saved["tuned_on"]["runtime"] == "keras"
+    assert result["success_auc"] >= result["baseline_success_auc"]
+    assert len((tmp_path / "trials.jsonl").read_text().splitlines()) == 2
+    again = cli(*args, "--trials", "3")
+    assert again.returncode == 0, again.stderr[-2000:]
+    trials = [json.loads(line) for line in (tmp_path / "trials.jsonl").read_text().splitlines()]
+    assert [t["trial"] for t in trials] == [0, 1, 2]  # the first two were not run again
+    assert "[1/3]" in again.stderr and again.stderr.count("success AUC") == 3
+    evaluated = cli("eval", "track", "--data", data, "--tracker", "ettrack",
+                    "--hyperparameters", str(tmp_path / "tracker.json"))
+    assert evaluated.returncode == 0, evaluated.stderr[-2000:]
+    best = max(trials, key=lambda t: t["success_auc"])
+    assert np.isclose(json.loads(evaluated.stdout)["success_auc"], best["success_auc"])
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--output", "{out}"], "--data is required"),
+    (["--data", "{missing}", "--output", "{out}"], "does not exist"),
+    (["--data", "{data}", "--output", "{missing}"], "--output folder"),
+    (["--data", "{data}", "--output", "{out}", "--weights", "{missing}/w.h5"], "does not exist"),
+    (["--data", "{data}", "--output", "{out}", "--runtime", "lce"], "runtime"),
+])
+def test_tune_cli_bad_input(data, tmp_path, args, message):
+    out = tmp_path / "out"
+    out.mkdir()
+    args = [a.format(data=data, out=out, missing=tmp_path / "missing") for a in args]
+    done = cli("tune", "ettrack", *args)
+    assert done.returncode == 2 and message in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and not list(out.iterdir())
+
+
+def test_eval_track_rejects_a_bad_hyperparameter_file(data, tmp_path):
+    path = tmp_path / "tracker.json"
+    path.write_text('{"momentum": 1}')
+    done = cli("eval", "track", "--data", data, "--tracker", "ettrack", "--hyperparameters", str(path))
+    assert done.returncode == 2 and "unknown tracker hyper-parameters" in done.stderr

@@ -1,0 +1,83 @@
+"""`zippy-tf tune ettrack|lighttrack|attention`: tune the online tracker's hyper-parameters on validation sequences."""
+
+HELP = ("Tune a tracker's penalty_k, window_influence and size lr for its weights by OPE success AUC on validation "
+        "sequences (random search, resumable); writes tracker.json")
+
+RUNTIMES = ("fp32", "int8", "keras")
+
+
+def define_flags(fv):
+    from absl import flags
+
+    from zippy_tf.tracking.datasets import FORMATS
+
+    flags.DEFINE_string("data", None, "folder of validation sequences (not the ones you report on)", flag_values=fv)
+    flags.DEFINE_enum("format", "otb", FORMATS, "layout of --data", flag_values=fv)
+    flags.DEFINE_string("weights", None, "weights (.h5) to tune for; default: the shipped ones in models/",
+                        flag_values=fv)
+    flags.DEFINE_enum("runtime", "fp32", RUNTIMES, "run the network as an exported fp32 or int8 TFLite flatbuffer "
+                      "(the deployed path, and faster) or as the Keras model", flag_values=fv)
+    flags.DEFINE_integer("trials", 30, "settings to evaluate; trial 0 is the reference's (the baseline)",
+                         lower_bound=1, flag_values=fv)
+    flags.DEFINE_integer("seed", 0, "seed of the sampled settings", flag_values=fv)
+    flags.DEFINE_string("output", None, "folder for trials.jsonl (the resumable log) and tracker.json (the best)",
+                        flag_values=fv)
+    flags.DEFINE_integer("threads", 1, "CPU threads for the tracker", lower_bound=1, flag_values=fv)
+    flags.DEFINE_integer("max_sequences", None, "use only the first N sequences", lower_bound=1, flag_values=fv)
+
+
+def _fingerprint(path):
+    import hashlib
+
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()[:16]
+
+
+def main(fv, args, name):
+    import os
+    import tempfile
+
+    from zippy_tf.cli.common import progress
+    from zippy_tf.cli.eval_track import set_threads
+    from zippy_tf.errors import UserError
+    from zippy_tf.presets import get_preset
+    from zippy_tf.tracking.datasets import load_sequences
+    from zippy_tf.tracking.evaluate import build_network
+    from zippy_tf.tracking.export import exported_network
+    from zippy_tf.tracking.tracker import Tracker
+    from zippy_tf.tracking.tuning import DEFAULTS, FILE_NAME, tune, write_hyperparameters
+
+    if args:
+        raise UserError(f"unexpected arguments {' '.join(args)}; all options are --flags")
+    for flag in ("data", "output"):
+        if fv[flag].value is None:
+            raise UserError(f"--{flag} is required (see `zippy-tf tune {name} --help`)")
+    if not os.path.isdir(fv.output):
+        raise UserError(f"--output folder {fv.output!r} does not exist; create it first")
+    sequences = load_sequences(fv.data, fv.format)[: fv.max_sequences]
+    set_threads(fv.threads)
+    network = build_network(name, fv.weights)  # checks --weights and that shipped weights exist
+    weights = fv.weights or get_preset(name).shipped_weights
+    setup = {"tracker": name, "weights_sha256": _fingerprint(weights), "runtime": fv.runtime,
+             "data": os.path.abspath(fv.data), "format": fv.format, "sequences": len(sequences)}
+    with tempfile.TemporaryDirectory() as tmp:
+        if fv.runtime != "keras":
+            progress(f"exporting {name}'s template and search branches to {fv.runtime} TFLite")
+            network = exported_network(network, fv.runtime, tmp, num_threads=fv.threads)
+        result = tune(sequences, lambda **hp: Tracker.for_network(network, **hp), trials=fv.trials, seed=fv.seed,
+                      log_path=os.path.join(fv.output, "trials.jsonl"), setup=setup, progress=progress)
+    best, baseline = result["best"], result["baseline"]
+    path = os.path.join(fv.output, FILE_NAME)
+    write_hyperparameters(
+        path, best["hyperparameters"], success_auc=best["success_auc"], precision_20=best["precision_20"],
+        baseline={"hyperparameters": DEFAULTS, "success_auc": baseline["success_auc"],
+                  "precision_20": baseline["precision_20"]},
+        trials=len(result["trials"]), seed=fv.seed, tuned_on=setup,
+    )
+    return {"tracker": name, "best": best["hyperparameters"], "success_auc": best["success_auc"],
+            "precision_20": best["precision_20"], "baseline_success_auc": baseline["success_auc"],
+            "baseline_precision_20": baseline["precision_20"], "trials": len(result["trials"]),
+            "hyperparameters_file": path, "log": os.path.join(fv.output, "trials.jsonl")}
+
+
+__all__ = ["HELP", "define_flags", "main"]

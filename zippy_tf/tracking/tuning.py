@@ -1,0 +1,126 @@
+"""Tuning the online tracker's hyper-parameters (penalty_k, window_influence, lr) on validation sequences.
+
+Ocean, LightTrack and E.T.Track tune these per network and per benchmark (their tune scripts search them on the
+benchmark's success AUC); values that suit one set of weights need not suit another. Weights whose box regression
+is biased, for example, do better with a small size learning rate, since every biased box is blended into the
+state and the next crop grows or shrinks with it. Here: a seeded random search over ranges that contain the
+reference values, trial 0 being the reference defaults (the baseline, measured in the same run), each trial a
+full OPE on the given sequences. Trials go to a JSON-lines log as they finish; a rerun with the same log skips
+them. Tune on a validation split and report on another.
+
+Tuned values live next to the weights they were tuned for (``models/<preset>/tracker.json``); the evaluation CLI
+and benchmarks use them with the shipped weights.
+"""
+
+import inspect
+import math
+import os
+
+import numpy as np
+
+from zippy_tf.errors import UserError
+from zippy_tf.io import read_json, write_json
+from zippy_tf.search.log import SearchLog
+from zippy_tf.tracking.tracker import Tracker
+
+# The ranges searched; each contains the reference's value, the Tracker's default (DEFAULTS).
+SEARCH_SPACE = {"penalty_k": (0.0, 0.2), "window_influence": (0.0, 0.7), "lr": (0.0, 0.8)}
+FILE_NAME = "tracker.json"
+DEFAULTS = {name: inspect.signature(Tracker).parameters[name].default for name in SEARCH_SPACE}
+
+
+def candidates(trials, seed):
+    """The first ``trials`` settings of the search: the defaults, then uniform samples (trial i depends only on
+    (seed, i), so a larger ``trials`` extends a search instead of changing it)."""
+    rng = np.random.default_rng(seed)
+    settings = [dict(DEFAULTS)]
+    while len(settings) < trials:
+        settings.append({k: round(float(rng.uniform(lo, hi)), 4) for k, (lo, hi) in SEARCH_SPACE.items()})
+    return settings[:trials]
+
+
+def trial_key(hyperparameters):
+    return "|".join(f"{k}={hyperparameters[k]}" for k in sorted(hyperparameters))
+
+
+def check_hyperparameters(values, source):
+    """``values`` as a {name: float} dict of known, finite, non-negative hyper-parameters, or a one-line error."""
+    if not isinstance(values, dict):
+        raise UserError(f"{source} does not hold a JSON object of tracker hyper-parameters; "
+                        f"write e.g. {{\"lr\": 0.3}} with keys among {', '.join(DEFAULTS)}")
+    unknown = sorted(set(values) - set(DEFAULTS))
+    if unknown:
+        raise UserError(f"{source} has unknown tracker hyper-parameters {unknown}; use {', '.join(DEFAULTS)}")
+    checked = {}
+    for name, value in values.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+            raise UserError(f"{source}: {name} = {value!r} is not a finite number ≥ 0; fix the file")
+        checked[name] = float(value)
+    return checked
+
+
+def read_hyperparameters(path):
+    """The ``hyperparameters`` of a tracker.json file written by :func:`write_hyperparameters` (or a bare object)."""
+    data = read_json(path, "tracker hyper-parameter file")
+    values = data.get("hyperparameters", data) if isinstance(data, dict) else data
+    return check_hyperparameters(values, f"tracker hyper-parameter file {path!r}")
+
+
+def write_hyperparameters(path, hyperparameters, **provenance):
+    """Writes ``{"hyperparameters": ..., **provenance}`` atomically (provenance: what they were tuned on, scores)."""
+    write_json(path, {"hyperparameters": check_hyperparameters(hyperparameters, "hyper-parameters"), **provenance})
+
+
+def shipped_hyperparameters(preset):
+    """The hyper-parameters tuned for ``preset``'s shipped weights ({} if there are none: the defaults apply)."""
+    from zippy_tf.presets import MODELS_DIR
+
+    path = MODELS_DIR / preset / FILE_NAME
+    return read_hyperparameters(str(path)) if path.is_file() else {}
+
+
+def tune(sequences, make_tracker, *, trials, seed, log_path, setup, progress=None):
+    """Random search of the tracker's hyper-parameters by OPE success AUC on ``sequences``.
+
+    Args:
+        sequences: validation sequences.
+        make_tracker: ``make_tracker(**hyperparameters)`` → a fresh tracker.
+        trials: settings to evaluate, trial 0 being :data:`DEFAULTS`.
+        seed: seed of the sampled settings.
+        log_path: JSON-lines log; trials already in it are not run again.
+        setup: what the scores depend on besides the settings (weights, runtime, data), stored in every record;
+            a log written for another setup is refused rather than mixed in.
+        progress: optional callable for one line per trial.
+
+    Returns:
+        {"best": record, "baseline": record of the defaults, "trials": [records in trial order]}, where a record
+        is {"key", "trial", "hyperparameters", "success_auc", "precision_20", "setup"}. Ties go to the earlier trial.
+    """
+    from zippy_tf.tracking.evaluate import evaluate
+
+    if trials < 1:
+        raise UserError(f"--trials {trials} must be at least 1 (trial 0 is the reference defaults)")
+    if not os.path.isdir(os.path.dirname(os.path.abspath(log_path))):
+        raise UserError(f"output folder for {log_path!r} does not exist; create it first")
+    log = SearchLog(log_path)
+    for record in log.records.values():
+        if record.get("setup") != setup:
+            raise UserError(f"{log_path} holds trials of another setup ({record.get('setup')}); "
+                            "tune into a new --output folder")
+    records = []
+    for trial, hyperparameters in enumerate(candidates(trials, seed)):
+        key = trial_key(hyperparameters)
+        if key not in log:
+            scores, _ = evaluate(sequences, lambda: make_tracker(**hyperparameters))
+            log.append({"key": key, "trial": trial, "hyperparameters": hyperparameters, "setup": setup,
+                        "success_auc": scores["success_auc"], "precision_20": scores["precision_20"]})
+        records.append(log[key])
+        if progress:
+            progress(f"[{trial + 1}/{trials}] {hyperparameters}: success AUC {log[key]['success_auc']:.4f}, "
+                     f"precision@20 {log[key]['precision_20']:.4f}")
+    _, best = max(enumerate(records), key=lambda item: (item[1]["success_auc"], -item[0]))
+    return {"best": best, "baseline": records[0], "trials": records}
+
+
+__all__ = ["DEFAULTS", "FILE_NAME", "SEARCH_SPACE", "candidates", "check_hyperparameters", "read_hyperparameters",
+           "shipped_hyperparameters", "tune", "write_hyperparameters"]
