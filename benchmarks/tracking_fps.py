@@ -76,13 +76,11 @@ def load_network(name):
         return presets.build_model(name, use_shipped_weights=False), "untrained"
 
 
-def neural_factory(name, network, precision, tmp):
-    """A tracker factory for ``network`` on the chosen runtime; ``precision`` picks the TFLite export. The
-    tracker uses the hyper-parameters tuned for the shipped weights (``models/<name>/tracker.json``), if any."""
+def neural_factory(network, precision, tmp, hyperparameters):
+    """A tracker factory for ``network`` on the chosen runtime; ``precision`` picks the TFLite export."""
     if FLAGS.runtime == "tflite":
         progress(f"{network.search_net.name}: exporting the template and search branches to {precision} TFLite")
         network = exported_network(network, precision, tmp, num_threads=FLAGS.threads)
-    hyperparameters = shipped_hyperparameters(name)
     return lambda: Tracker.for_network(network, **hyperparameters)
 
 
@@ -157,9 +155,12 @@ def main(argv):
                 progress(f"{name}: skipped: {e}")
                 results[name] = {"unavailable": str(e)}
                 continue
+            # the settings tuned for the shipped weights (models/<name>/tracker.json), else the reference's
+            hyperparameters = {**DEFAULTS, **shipped_hyperparameters(name)} if network else None
             for row, precision in runs(name):
                 try:
-                    factory = neural_factory(name, network, precision, tmp) if network else tracker_factory(name)
+                    factory = (neural_factory(network, precision, tmp, hyperparameters) if network
+                               else tracker_factory(name))
                 except Exception as e:  # a conversion that fails is reported, not fatal for the other rows
                     first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
                     progress(f"{row}: skipped: {first}")
@@ -171,7 +172,7 @@ def main(argv):
                                 "precision_20": scores["precision_20"], "weights": weights, "runtime": runtime,
                                 "precision": precision}
                 if network:
-                    results[row]["tracker_hyperparameters"] = {**DEFAULTS, **shipped_hyperparameters(name)}
+                    results[row]["tracker_hyperparameters"] = hyperparameters
                 progress(f"{row}: {results[row]}")
     report = {
         "command": " ".join(["python", *sys.argv]),
