@@ -55,6 +55,20 @@ def test_jitter_bounds(sequences):
         assert np.all(box[2:] > box[:2])
 
 
+@pytest.mark.parametrize("search_scale", [0.18, 0.4])
+def test_search_scale_jitter_sets_the_spread_of_target_sizes(sequences, search_scale):
+    # The same seed draws the same pair and the same U(−1, 1) variates, so only the scale factor differs.
+    ratios = []
+    for seed in range(40):
+        _, fixed = sample_pair(np.random.default_rng(seed), sequences, search_scale=0)
+        _, jittered = sample_pair(np.random.default_rng(seed), sequences, search_scale=search_scale)
+        ratios.append((jittered[2:] - jittered[:2]) / (fixed[2:] - fixed[:2]))
+    ratios = np.array(ratios)
+    # The region side is scaled by 1 ± U(s) per axis, so the target in the crop by its inverse.
+    assert np.all(ratios >= 1 / (1 + search_scale) - 1e-4) and np.all(ratios <= 1 / (1 - search_scale) + 1e-4)
+    assert ratios.min() < 1 / (1 + 0.6 * search_scale) and ratios.max() > 1 / (1 - 0.6 * search_scale)
+
+
 def test_dataset_spec_and_determinism(sequences):
     first = next(iter(pair_dataset(sequences, batch_size=3, seed=5)))
     again = next(iter(pair_dataset(sequences, batch_size=3, seed=5)))

@@ -22,6 +22,9 @@ def define_flags(fv):
     flags.DEFINE_integer("template_size", 127, "template crop side", lower_bound=32, flag_values=fv)
     flags.DEFINE_integer("search_size", 256, "search crop side", lower_bound=32, flag_values=fv)
     flags.DEFINE_integer("seed", 0, "seeds the pair sampling and the initial weights", flag_values=fv)
+    flags.DEFINE_float("search_scale", 0.18, "per-axis scale jitter of the search crop, 1 ± U(s) (reference 0.18); "
+                       "larger values vary the target's size in the crop more, so the box regression must measure "
+                       "it instead of predicting the usual size", lower_bound=0.0, upper_bound=0.9, flag_values=fv)
     flags.DEFINE_enum("batch_norm", "batch", ["batch", "frozen"], "BatchNorm while training: 'batch' statistics "
                       "(from scratch), or 'frozen': re-estimate the statistics of --weights on --statistics_steps "
                       "batches, then train with BatchNorm in inference mode, as the deployed tracker runs "
@@ -66,7 +69,7 @@ def main(fv, args, name):
                         "batch first)")
     sequences = load_sequences(fv.data, fv.format)
     dataset = pair_dataset(sequences, template_size=fv.template_size, search_size=fv.search_size,
-                           batch_size=fv.batch_size, seed=fv.seed)
+                           search_scale=fv.search_scale, batch_size=fv.batch_size, seed=fv.seed)
     keras.utils.set_random_seed(fv.seed)
     # several GPUs: one replica each, the batch split between them (losses and BatchNorm are global-batch exact)
     gpus = tf.config.list_logical_devices("GPU")
