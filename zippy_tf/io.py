@@ -1,9 +1,11 @@
-"""File helpers shared by every method: atomic writes and friendly reads."""
+"""File helpers shared by every method: atomic writes, friendly reads, and compact weight files."""
 
 import contextlib
 import json
 import os
 import tempfile
+
+import numpy as np
 
 from zippy_tf.errors import UserError
 
@@ -46,30 +48,120 @@ def atomic_write(path, data):
     return path
 
 
-def save_float16_weights(source, target):
-    """Copies a Keras .h5 weights file ``source`` to ``target`` with its float32 weights stored as float16: half the
-    size, for shipping. BatchNorm moving statistics and values beyond float16's range stay float32. Keras casts
-    the values back to float32 when it loads them (``model.load_weights``). ``target`` is written atomically and
-    may be ``source``.
+# Compact weight files: a root attribute marks them, and each int8 kernel carries its scale and shape as attributes.
+FORMAT_ATTR, COMPACT_FORMAT = "zippy_tf_format", "compact-int8-v1"
+_SCALE, _SHAPE = "zippy_tf_scale", "zippy_tf_shape"
+COMPACT_MIN_SIZE = 1024  # smaller kernels stay float16: their share of the file is small, their scales are not
+
+
+def _float16(name, values, attrs):
+    """float32 → float16, except BatchNorm moving statistics (tiny, and their precision matters) and values beyond
+    float16's range."""
+    if values.dtype == np.float32 and "moving_" not in name and np.abs(values).max(initial=0) < 6e4:
+        values = values.astype(np.float16)
+    return values, attrs
+
+
+def _int8(name, values, attrs):
+    """Kernels (rank ≥ 2, ≥ ``COMPACT_MIN_SIZE`` values) → int8 with a float32 scale per output channel; the rest
+    as :func:`_float16`. The channel is the last axis, for depthwise kernels (kh, kw, in, multiplier) the last two.
+
+    Mid-rise quantisation: ``q = floor(w / s)`` in [−128, 127] stands for ``(q + 0.5) · s`` with
+    ``s = max|w| / 127.5``. Every value is within s/2, and the sign is exact: w ≥ 0 gives q ≥ 0, w < 0 gives q ≤ −1
+    (0 counts as positive, as in Larq's sign). Binary (Larq) layers compute with sign(w), so rounding to the nearest
+    of ..., −1, 0, 1, ... would flip tiny negative latent weights to sign(0) = +1; the price is that 0 is stored
+    as s/2. The int8 values are stored flat, so that Keras's own loader refuses the file (shape mismatch) instead
+    of loading unscaled values: read it through :func:`readable_weights`.
     """
+    if values.dtype.kind != "f" or "kernel" not in name or values.ndim < 2 or values.size < COMPACT_MIN_SIZE:
+        return _float16(name, values, attrs)
+    values = values.astype(np.float64)  # float32 / scale could underflow to −0.0 and lose a sign
+    reduce = tuple(range(values.ndim - (2 if "depthwise" in name else 1)))
+    scale = np.maximum(np.abs(values).max(axis=reduce, keepdims=True) / 127.5, np.finfo(np.float32).tiny)
+    scale = scale.astype(np.float32)
+    q = np.clip(np.floor(values / scale), -128, 127).astype(np.int8)
+    return q.ravel(), {**attrs, _SCALE: scale, _SHAPE: values.shape}
+
+
+def _dequantize(name, values, attrs):
+    """The inverse of :func:`_int8` (up to s/2): float32 kernels, every other dataset as stored."""
+    if _SCALE not in attrs:
+        return values, attrs
+    scale, shape = attrs.pop(_SCALE), tuple(attrs.pop(_SHAPE))
+    return (values.reshape(shape).astype(np.float32) + np.float32(0.5)) * scale, attrs
+
+
+def _copy_weights(source, target, encode, file_format=None):
+    """Copies the .h5 file ``source`` to ``target`` (atomically; it may be ``source``), every dataset through
+    ``encode(name, values, attrs) -> (values, attrs)``; ``file_format`` (or none) becomes the root format mark."""
     import h5py
-    import numpy as np
+
+    if not os.path.isfile(source) or not h5py.is_hdf5(source):
+        raise UserError(f"weights file {source!r} is missing or not an .h5 file; pass weights saved as .h5")
 
     def copy(src, dst):
-        dst.attrs.update(dict(src.attrs))
+        dst.attrs.update({key: value for key, value in src.attrs.items() if key != FORMAT_ATTR})
         for name, item in src.items():
             if isinstance(item, h5py.Group):
                 copy(item, dst.create_group(name))
                 continue
-            values = item[()]
-            if values.dtype == np.float32 and "moving_" not in name and np.abs(values).max(initial=0) < 6e4:
-                values = values.astype(np.float16)
-            dst.create_dataset(name, data=values).attrs.update(dict(item.attrs))
+            values, attrs = encode(name, item[()], dict(item.attrs))
+            dst.create_dataset(name, data=values).attrs.update(attrs)
 
     # a new file, not datasets replaced in place: HDF5 does not give back the space of deleted datasets
-    with atomic_path(target) as tmp, h5py.File(source, "r") as src, h5py.File(tmp, "w") as dst:
-        copy(src, dst)
+    try:
+        with atomic_path(target) as tmp, h5py.File(source, "r") as src, h5py.File(tmp, "w") as dst:
+            copy(src, dst)
+            if file_format is not None:
+                dst.attrs[FORMAT_ATTR] = file_format
+    except OSError as e:
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise UserError(f"weights file {source!r} could not be copied ({first[:160]}); pass a complete .h5 file")
     return target
+
+
+def _is_compact(path):
+    import h5py
+
+    if not os.path.isfile(path) or not h5py.is_hdf5(path):
+        return False
+    try:
+        with h5py.File(path, "r") as f:
+            return f.attrs.get(FORMAT_ATTR) == COMPACT_FORMAT
+    except OSError:  # a damaged file: the loader it is passed on to reports it
+        return False
+
+
+@contextlib.contextmanager
+def readable_weights(path):
+    """Yields a weights path Keras's ``model.load_weights`` reads right: ``path`` itself, or for a compact file
+    (:func:`save_compact_weights`) a temporary copy with the kernels dequantised to float32, removed afterwards.
+    Every loader of weights files goes through here: Keras alone refuses a compact file."""
+    if not _is_compact(path):
+        yield path
+        return
+    with tempfile.TemporaryDirectory(prefix="zippy_tf-weights-") as folder:
+        yield _copy_weights(path, os.path.join(folder, os.path.basename(path)), _dequantize)
+
+
+def save_float16_weights(source, target):
+    """Copies a Keras .h5 weights file ``source`` to ``target`` with its float32 weights stored as float16: half the
+    size, for shipping. BatchNorm moving statistics and values beyond float16's range stay float32. Keras casts
+    the values back to float32 when it loads them (``model.load_weights``). ``target`` is written atomically and
+    may be ``source``; a compact ``source`` is dequantised first.
+    """
+    with readable_weights(source) as plain:
+        return _copy_weights(plain, target, _float16)
+
+
+def save_compact_weights(source, target):
+    """As :func:`save_float16_weights`, but the convolution and dense kernels, nearly all of a network's weights,
+    are stored as int8 with a float32 scale per output channel (see :func:`_int8`): about a quarter of the
+    float32 size. Lossy: each kernel value moves by at most half its channel's step, max|w| / 255. Load it
+    through :func:`readable_weights` (``zippy_tf``'s loaders do). A compact ``source`` gives the same int8 values.
+    """
+    with readable_weights(source) as plain:
+        return _copy_weights(plain, target, _int8, COMPACT_FORMAT)
 
 
 def write_json(path, obj):
@@ -86,4 +178,5 @@ def read_json(path, what="JSON file"):
         raise UserError(f"{what} {path!r} is not valid JSON ({e.msg} at line {e.lineno}); fix or regenerate it")
 
 
-__all__ = ["atomic_path", "atomic_write", "check_output_path", "read_json", "write_json"]
+__all__ = ["atomic_path", "atomic_write", "check_output_path", "read_json", "readable_weights", "save_compact_weights",
+           "save_float16_weights", "write_json"]

@@ -14,7 +14,7 @@ import sys
 from zippy_tf._compat import keras
 from zippy_tf.data.image_folder import pair_dataset
 from zippy_tf.keypoints.evaluate import NetworkDetector, evaluate_hpatches
-from zippy_tf.keypoints.model import keypoint_network
+from zippy_tf.keypoints.model import keypoint_network, load_weights
 from zippy_tf.keypoints.training import KeypointTrainer
 
 
@@ -72,10 +72,10 @@ class CandidateEvaluator:
         network = self._network(blocks)
         if parent_key is not None:
             parent = self._network([MacroBlock.from_dict(d) for d in self.log[parent_key]["config"]])
-            parent.load_weights(weights_path(self.output, parent_key))
+            load_weights(parent, weights_path(self.output, parent_key))
             transfer_weights(parent, network)
         elif self.initial_weights:
-            network.load_weights(self.initial_weights)
+            load_weights(network, self.initial_weights)
         trainer = KeypointTrainer(network, binary_descriptors=self.binary)
         trainer.compile(optimizer=keras.optimizers.Adam(self.learning_rate))
         height, width = self.resolution

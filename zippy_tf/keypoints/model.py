@@ -4,6 +4,7 @@ import os
 
 from zippy_tf._compat import keras
 from zippy_tf.errors import UserError
+from zippy_tf.io import readable_weights
 from zippy_tf.keypoints.configs import KP2D, KP2D_SKIP, ZIPPYPOINT, ZIPPYPOINT_INT8
 from zippy_tf.keypoints.layers import BorderMask, CellToPixel
 from zippy_tf.quantization.blocks import build_macro_block, conv_unit
@@ -112,7 +113,8 @@ def load_weights(model, weights):
     if not os.path.exists(weights) and not os.path.exists(f"{weights}.index"):
         raise UserError(f"weights file {weights!r} does not exist; check --weights")
     try:
-        model.load_weights(weights)
+        with readable_weights(weights) as readable:
+            model.load_weights(readable)
     except (ValueError, OSError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise UserError(f"weights {weights!r} do not fit model {model.name!r} ({first[:160]}); "
@@ -132,7 +134,7 @@ def load_matching_layers(model, weights):
     if not os.path.isfile(weights) or not h5py.is_hdf5(weights):
         raise UserError(f"weights file {weights!r} is not an .h5 file; pass weights saved by `zippy-tf train`")
     loaded = []
-    with h5py.File(weights, "r") as f:
+    with readable_weights(weights) as readable, h5py.File(readable, "r") as f:
         for layer in model.layers:
             if not layer.weights or layer.name not in f:
                 continue
@@ -144,5 +146,6 @@ def load_matching_layers(model, weights):
     if not loaded:
         raise UserError(f"no layer of {weights!r} matches model {model.name!r}; pass weights of the same family")
     return loaded
+
 
 __all__ = ["as_blocks", "keypoint_network", "kp2d_baseline", "load_matching_layers", "load_weights", "zippypoint"]

@@ -31,9 +31,9 @@ import numpy as np
 
 from zippy_tf._compat import keras, tf
 from zippy_tf.errors import UserError
-from zippy_tf.io import save_float16_weights
+from zippy_tf.io import readable_weights, save_float16_weights
 from zippy_tf.tracking.attention import SelfAttentionTransformer
-from zippy_tf.tracking.backbone import CHANNELS, STRIDE, branch_twin, lt_mobile
+from zippy_tf.tracking.backbone import STRIDE, branch_twin, lt_mobile
 from zippy_tf.tracking.exemplar import ExemplarAttention, ExemplarTransformer
 from zippy_tf.tracking.layers import ChannelAttention, PixelwiseCorrelation, batch_norm
 
@@ -103,8 +103,8 @@ class TrackerNetwork:
         if not os.path.isfile(path):
             raise UserError(f"tracker weights {path!r} do not exist; check --weights")
         try:
-            with self._every_layer_trainable():
-                self.pair_model().load_weights(path)
+            with self._every_layer_trainable(), readable_weights(path) as readable:
+                self.pair_model().load_weights(readable)
         except (ValueError, OSError, KeyError) as e:
             first = (str(e).strip().splitlines() or [type(e).__name__])[0]
             raise UserError(f"tracker weights {path!r} do not fit the {self.config['head']!r} head ({first[:160]}); "
