@@ -16,9 +16,7 @@ is losing its targets to drift rather than to confusion.
         [--output benchmarks/results/tracker_drift.json]
 """
 
-import os
 import sys
-import tempfile
 
 import numpy as np
 from absl import app, flags
@@ -28,7 +26,7 @@ from zippy_tf.cli.eval_track import set_threads
 from zippy_tf.io import check_output_path, write_json
 from zippy_tf.tracking.datasets import load_sequences
 from zippy_tf.tracking.evaluate import NEURAL_TRACKERS, build_network, track_sequence
-from zippy_tf.tracking.generate import write_otb_sequences
+from zippy_tf.tracking.generate import VALIDATION_SPLIT, validation_sequences
 from zippy_tf.tracking.tracker import Tracker
 from zippy_tf.tracking.tuning import shipped_hyperparameters
 
@@ -93,17 +91,13 @@ def main(argv):
     del argv
     check_output_path(FLAGS.output)
     set_threads(FLAGS.threads)
-    with tempfile.TemporaryDirectory() as tmp:
-        data = FLAGS.data
-        if data is None:
-            data = os.path.join(tmp, "validation")
-            write_otb_sequences(data, 10, 60, 2)
+    with validation_sequences(FLAGS.data) as data:
         modes, tuned = run(data)
     report = {
         "benchmark": "tracker failure analysis: free-running (reference and tuned settings) vs oracle state",
         "command": " ".join(["python", *sys.argv]),
         "tracker": FLAGS.tracker, "weights": FLAGS.weights or "shipped", "tuned_settings": tuned,
-        "data": FLAGS.data or "generated seed 2, 10 x 60", "runtime": "keras fp32", "threads": FLAGS.threads,
+        "data": FLAGS.data or VALIDATION_SPLIT, "runtime": "keras fp32", "threads": FLAGS.threads,
         "baseline": "free_reference", "modes": modes,
     }
     write_json(FLAGS.output, report)

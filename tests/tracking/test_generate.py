@@ -1,11 +1,13 @@
 """Generated OTB-layout sequences: readable by the OTB reader, deterministic, exact ground truth."""
 
+import os
+
 import numpy as np
 import pytest
 
 from zippy_tf.errors import UserError
 from zippy_tf.tracking.datasets import load_sequences
-from zippy_tf.tracking.generate import render_sequence, write_otb_sequences
+from zippy_tf.tracking.generate import render_sequence, validation_sequences, write_otb_sequences
 
 
 def test_written_sequences_load_as_otb(tmp_path):
@@ -42,3 +44,12 @@ def test_target_moves_changes_scale_and_matches_its_box():
 def test_bad_arguments(tmp_path, kwargs):
     with pytest.raises(UserError):
         write_otb_sequences(str(tmp_path), seed=0, **kwargs)
+
+
+def test_validation_sequences_default_split_is_temporary(tmp_path):
+    with validation_sequences(str(tmp_path)) as folder:
+        assert folder == str(tmp_path)
+    with validation_sequences() as folder:
+        assert sorted(os.listdir(folder)) == [f"gen2_{i:04d}" for i in range(10)]
+        assert len(os.listdir(os.path.join(folder, "gen2_0000", "img"))) == 60
+    assert not os.path.exists(folder)

@@ -6,8 +6,10 @@ truth is the exact pasted rectangle. Sequence ``i`` of seed ``s`` depends only o
 splits made from different seeds never share a sequence.
 """
 
+import contextlib
 import os
 import shutil
+import tempfile
 
 import cv2
 import numpy as np
@@ -118,4 +120,20 @@ def write_otb_sequences(root, num_sequences, num_frames, seed, size=(240, 320)):
     return names
 
 
-__all__ = ["render_sequence", "write_otb_sequences"]
+VALIDATION_SPLIT = "generated seed 2, 10 x 60"
+
+
+@contextlib.contextmanager
+def validation_sequences(folder=None):
+    """Yields ``folder``, or if it is None the generated validation split (seed 2, 10 sequences × 60 frames) written
+    to a temporary folder for the block. Tuning and failure analyses default to it; the benchmarks' test split
+    (seed 1000) stays untouched by them."""
+    if folder is not None:
+        yield folder
+        return
+    with tempfile.TemporaryDirectory(prefix="zippy_tf-validation-") as tmp:
+        write_otb_sequences(tmp, 10, 60, 2)
+        yield tmp
+
+
+__all__ = ["VALIDATION_SPLIT", "render_sequence", "validation_sequences", "write_otb_sequences"]

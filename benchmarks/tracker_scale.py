@@ -1,0 +1,120 @@
+"""Does a tracker's box regression measure the target's size, or predict the usual one?
+
+Template/search pairs from validation sequences, sampled as in training but with the search crop's scale jitter
+widened (``--search_scale``, 0.4 by default) so the target's size in the crop varies by up to 1.7×. For each pair
+the network's box is read at the grid cell nearest the true centre (localisation taken as given) and compared with
+the truth:
+
+- ``slope_width`` / ``slope_height``: least-squares slope of log(predicted) on log(true) size. 1 means the head
+  measures the size; 0 means it predicts one size whatever the target, which makes the online tracker drift;
+- ``width_ratio`` / ``height_ratio``: geometric mean of predicted / true (the bias);
+- ``mean_iou``: IoU of the predicted box with the truth.
+
+The baseline, computed in the same run on the same pairs, is the constant box: the pairs' mean true size, centred on
+the true centre (``constant_size_iou``). A head that measures sizes beats it.
+
+    python benchmarks/tracker_scale.py [--tracker ettrack] [--weights PATH ...] [--data DIR] \
+        [--output benchmarks/results/tracker_scale.json]
+"""
+
+import sys
+
+import numpy as np
+from absl import app, flags
+
+import zippy_tf  # noqa: F401  (sets up Keras 2 before TensorFlow is imported)
+from zippy_tf.cli.eval_track import set_threads
+from zippy_tf.io import check_output_path, write_json
+from zippy_tf.tracking.datasets import load_sequences
+from zippy_tf.tracking.evaluate import NEURAL_TRACKERS, build_network
+from zippy_tf.tracking.generate import VALIDATION_SPLIT, validation_sequences
+from zippy_tf.tracking.model import grid_points
+from zippy_tf.tracking.pairs import sample_pair
+
+FLAGS = flags.FLAGS
+flags.DEFINE_enum("tracker", "ettrack", list(NEURAL_TRACKERS), "tracker preset")
+flags.DEFINE_multi_string("weights", None, "weights to compare (default: the shipped ones); repeat the flag")
+flags.DEFINE_string("data", None, "OTB-layout validation sequences (default: generated, seed 2, 10 × 60)")
+flags.DEFINE_integer("pairs", 192, "pairs to measure", lower_bound=8)
+flags.DEFINE_float("search_scale", 0.4, "per-axis scale jitter of the search crop (training's default is 0.18)")
+flags.DEFINE_integer("seed", 0, "pair sampling seed")
+flags.DEFINE_integer("threads", 1, "CPU threads")
+flags.DEFINE_string("output", "benchmarks/results/tracker_scale.json", "JSON result")
+
+BATCH = 16
+
+
+def iou(a, b):
+    """IoU of (N, 4) x1, y1, x2, y2 boxes."""
+    inter = np.prod(np.clip(np.minimum(a[:, 2:], b[:, 2:]) - np.maximum(a[:, :2], b[:, :2]), 0, None), axis=1)
+    area = lambda x: np.prod(x[:, 2:] - x[:, :2], axis=1)  # noqa: E731
+    return inter / (area(a) + area(b) - inter)
+
+
+def centred(centres, sizes):
+    return np.concatenate([centres - sizes / 2, centres + sizes / 2], axis=1)
+
+
+def sample(data):
+    sequences = load_sequences(data, "otb")
+    rng = np.random.default_rng(FLAGS.seed)
+    pairs = [sample_pair(rng, sequences, template_shift=0, template_scale=0, search_shift=32,
+                         search_scale=FLAGS.search_scale) for _ in range(FLAGS.pairs)]
+    templates = np.stack([p[0]["template"] for p in pairs])
+    searches = np.stack([p[0]["search"] for p in pairs])
+    return templates, searches, np.stack([p[1] for p in pairs]).astype(np.float64)
+
+
+def predicted_boxes(network, templates, searches, truth):
+    """The box each pair's network output gives at the cell nearest the true centre, (N, 4) x1, y1, x2, y2."""
+    pair = network.pair_model()
+    search_size = searches.shape[1]
+    reg = np.concatenate([pair([templates[i:i + BATCH], searches[i:i + BATCH]], training=False)["reg"].numpy()
+                          for i in range(0, len(truth), BATCH)])
+    grid = grid_points(reg.shape[1], search_size)
+    centres = (truth[:, :2] + truth[:, 2:]) / 2
+    col = np.abs(grid[None] - centres[:, :1]).argmin(1)
+    row = np.abs(grid[None] - centres[:, 1:]).argmin(1)
+    l, t, r, b = reg[np.arange(len(truth)), row, col].T.astype(np.float64)
+    gx, gy = grid[col], grid[row]
+    return np.stack([gx - l, gy - t, gx + r, gy + b], axis=1)
+
+
+def scores(predicted, truth):
+    size_p, size_t = predicted[:, 2:] - predicted[:, :2], truth[:, 2:] - truth[:, :2]
+    log_p, log_t = np.log(np.maximum(size_p, 1e-3)), np.log(size_t)
+    return {"slope_width": round(float(np.polyfit(log_t[:, 0], log_p[:, 0], 1)[0]), 3),
+            "slope_height": round(float(np.polyfit(log_t[:, 1], log_p[:, 1], 1)[0]), 3),
+            "width_ratio": round(float(np.exp(np.mean(log_p[:, 0] - log_t[:, 0]))), 3),
+            "height_ratio": round(float(np.exp(np.mean(log_p[:, 1] - log_t[:, 1]))), 3),
+            "mean_iou": round(float(np.mean(iou(predicted, truth))), 3)}
+
+
+def main(argv):
+    del argv
+    check_output_path(FLAGS.output)
+    set_threads(FLAGS.threads)
+    with validation_sequences(FLAGS.data) as data:
+        templates, searches, truth = sample(data)
+    sizes = truth[:, 2:] - truth[:, :2]
+    constant = centred((truth[:, :2] + truth[:, 2:]) / 2, np.broadcast_to(np.exp(np.log(sizes).mean(0)), sizes.shape))
+    results = {}
+    for weights in FLAGS.weights or [None]:
+        label = weights or "shipped"
+        results[label] = scores(predicted_boxes(build_network(FLAGS.tracker, weights), templates, searches, truth),
+                                truth)
+        print(f"{label}: {results[label]}", file=sys.stderr, flush=True)
+    report = {
+        "benchmark": "does the box regression measure the target's size (cell nearest the true centre)",
+        "command": " ".join(["python", *sys.argv]),
+        "tracker": FLAGS.tracker, "data": FLAGS.data or VALIDATION_SPLIT, "pairs": FLAGS.pairs,
+        "search_scale": FLAGS.search_scale, "seed": FLAGS.seed, "runtime": "keras fp32",
+        "baseline": "constant_size", "constant_size_iou": round(float(np.mean(iou(constant, truth))), 3),
+        "weights": results,
+    }
+    write_json(FLAGS.output, report)
+    print({"constant_size_iou": report["constant_size_iou"], **results})
+
+
+if __name__ == "__main__":
+    app.run(main)
