@@ -126,8 +126,8 @@ VALIDATION_SPLIT = "generated seed 2, 10 x 60"
 @contextlib.contextmanager
 def validation_sequences(folder=None):
     """Yields ``folder``, or if it is None the generated validation split (seed 2, 10 sequences × 60 frames) written
-    to a temporary folder for the block. Tuning and failure analyses default to it; the benchmarks' test split
-    (seed 1000) stays untouched by them."""
+    to a temporary folder for the block. The tracker analyses in ``benchmarks/`` default to it; the test split of
+    ``benchmarks/tracking_fps.py`` (seed 1000) is another seed, so nothing tuned or chosen on it is tested on it."""
     if folder is not None:
         yield folder
         return
