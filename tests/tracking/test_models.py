@@ -1,5 +1,7 @@
 """Tracker networks: shapes of both branches, the agreed interface, weights round trip, parameter counts."""
 
+import os
+
 import numpy as np
 import pytest
 
@@ -109,6 +111,29 @@ def test_float16_weights_load_into_the_float32_network(networks, tmp_path):
     for key in ("cls", "reg"):
         want = expected[key].numpy()
         assert np.abs(got[key].numpy() - want).max() <= 2e-2 * max(np.abs(want).max(), 1.0)
+
+
+def test_compact_weights_load_into_the_float32_network(networks, tmp_path):
+    """The shipped E.T.Track file is compact (int8 kernels, per-channel scales): the tracker's loader reads it."""
+    import h5py
+
+    from zippy_tf.io import save_compact_weights
+
+    network = networks["exemplar"]
+    full, compact = str(tmp_path / "full.h5"), str(tmp_path / "compact.h5")
+    network.save_weights(full)
+    save_compact_weights(full, compact)
+    with h5py.File(compact, "r") as f:
+        assert f.attrs["zippy_tf_format"] == "compact-int8-v1"
+    assert os.path.getsize(compact) < 0.4 * os.path.getsize(full)
+    loaded = ettrack(weights=compact, **SMALL)
+    template, search = _pair()
+    expected = network.search_net([search, network.template_net(template)])
+    got = loaded.search_net([search, loaded.template_net(template)])
+    for key in ("cls", "reg"):
+        want = expected[key].numpy()
+        assert np.abs(got[key].numpy() - want).max() <= 5e-2 * max(np.abs(want).max(), 1.0), key
+        assert not np.array_equal(got[key].numpy(), want)  # really quantised, not the float file read back
 
 
 @pytest.mark.parametrize("kwargs,match", [(dict(head="siamfc"), "unknown tracker head"),
