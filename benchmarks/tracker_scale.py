@@ -36,7 +36,8 @@ flags.DEFINE_enum("tracker", "ettrack", list(NEURAL_TRACKERS), "tracker preset")
 flags.DEFINE_multi_string("weights", None, "weights to compare (default: the shipped ones); repeat the flag")
 flags.DEFINE_string("data", None, "OTB-layout validation sequences (default: generated, seed 2, 10 × 60)")
 flags.DEFINE_integer("pairs", 192, "pairs to measure", lower_bound=8)
-flags.DEFINE_float("search_scale", 0.4, "per-axis scale jitter of the search crop (training's default is 0.18)")
+flags.DEFINE_float("search_scale", 0.4, "per-axis scale jitter of the search crop (training's default is 0.18)",
+                  lower_bound=0.0, upper_bound=0.9)
 flags.DEFINE_integer("seed", 0, "pair sampling seed")
 flags.DEFINE_integer("threads", 1, "CPU threads")
 flags.DEFINE_string("output", "benchmarks/results/tracker_scale.json", "JSON result")
@@ -47,8 +48,8 @@ BATCH = 16
 def iou(a, b):
     """IoU of (N, 4) x1, y1, x2, y2 boxes."""
     inter = np.prod(np.clip(np.minimum(a[:, 2:], b[:, 2:]) - np.maximum(a[:, :2], b[:, :2]), 0, None), axis=1)
-    area = lambda x: np.prod(x[:, 2:] - x[:, :2], axis=1)  # noqa: E731
-    return inter / (area(a) + area(b) - inter)
+    area_a, area_b = (np.prod(x[:, 2:] - x[:, :2], axis=1) for x in (a, b))
+    return inter / (area_a + area_b - inter)
 
 
 def centred(centres, sizes):
