@@ -1,9 +1,9 @@
 """Does a tracker's box regression measure the target's size, or predict the usual one?
 
 Template/search pairs from validation sequences, sampled as in training but with the search crop's scale jitter
-widened (``--search_scale``, 0.4 by default) so the target's size in the crop varies by up to 1.7×. For each pair
-the network's box is read at the grid cell nearest the true centre (localisation taken as given) and compared with
-the truth:
+widened (``--search_scale``, 0.4 by default) so the target's size in the crop ranges over 0.71–1.67× its usual
+size (per axis). For each pair the network's box is read at the grid cell nearest the true centre (localisation
+taken as given) and compared with the truth:
 
 - ``slope_width`` / ``slope_height``: least-squares slope of log(predicted) on log(true) size. 1 means the head
   measures the size; 0 means it predicts one size whatever the target, which makes the online tracker drift;
