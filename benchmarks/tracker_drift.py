@@ -27,6 +27,7 @@ from zippy_tf.io import check_output_path, write_json
 from zippy_tf.tracking.datasets import load_sequences
 from zippy_tf.tracking.evaluate import NEURAL_TRACKERS, build_network, track_sequence
 from zippy_tf.tracking.generate import VALIDATION_SPLIT, validation_sequences
+from zippy_tf.tracking.metrics import center_error
 from zippy_tf.tracking.tracker import Tracker
 from zippy_tf.tracking.tuning import shipped_hyperparameters
 
@@ -38,15 +39,11 @@ flags.DEFINE_integer("threads", 1, "CPU threads")
 flags.DEFINE_string("output", "benchmarks/results/tracker_drift.json", "JSON result")
 
 
-def centre_errors(predicted, truth):
-    return np.linalg.norm(predicted[:, :2] + predicted[:, 2:] / 2 - truth[:, :2] - truth[:, 2:] / 2, axis=1)
-
-
 def free_running(network, sequence, settings):
     predicted, _, _ = track_sequence(Tracker.for_network(network, **settings), sequence)
     truth = sequence.boxes
     return {"final_size_ratio": round(float(np.sqrt(np.prod(predicted[-1, 2:]) / np.prod(truth[-1, 2:]))), 3),
-            "precision_20": round(float(np.mean(centre_errors(predicted[1:], truth[1:]) < 20)), 3)}
+            "precision_20": round(float(np.mean(center_error(predicted[1:], truth[1:]) < 20)), 3)}
 
 
 def oracle_state(network, sequence):
@@ -59,7 +56,7 @@ def oracle_state(network, sequence):
         boxes.append(tracker.update(sequence.read(i))[1])
         sizes.append(tracker.predicted_size / truth[i, 2:])
     sizes = np.array(sizes)
-    return {"precision_20": round(float(np.mean(centre_errors(np.array(boxes), truth[1:]) < 20)), 3),
+    return {"precision_20": round(float(np.mean(center_error(np.array(boxes), truth[1:]) < 20)), 3),
             "median_width_ratio": round(float(np.median(sizes[:, 0])), 3),
             "median_height_ratio": round(float(np.median(sizes[:, 1])), 3)}
 

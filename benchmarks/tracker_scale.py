@@ -28,6 +28,7 @@ from zippy_tf.io import check_output_path, write_json
 from zippy_tf.tracking.datasets import load_sequences
 from zippy_tf.tracking.evaluate import NEURAL_TRACKERS, build_network
 from zippy_tf.tracking.generate import VALIDATION_SPLIT, validation_sequences
+from zippy_tf.tracking.metrics import iou
 from zippy_tf.tracking.model import grid_points
 from zippy_tf.tracking.pairs import sample_pair
 
@@ -45,15 +46,9 @@ flags.DEFINE_string("output", "benchmarks/results/tracker_scale.json", "JSON res
 BATCH = 16
 
 
-def iou(a, b):
-    """IoU of (N, 4) x1, y1, x2, y2 boxes."""
-    inter = np.prod(np.clip(np.minimum(a[:, 2:], b[:, 2:]) - np.maximum(a[:, :2], b[:, :2]), 0, None), axis=1)
-    area_a, area_b = (np.prod(x[:, 2:] - x[:, :2], axis=1) for x in (a, b))
-    return inter / (area_a + area_b - inter)
-
-
-def centred(centres, sizes):
-    return np.concatenate([centres - sizes / 2, centres + sizes / 2], axis=1)
+def xywh(corners):
+    """(N, 4) x1, y1, x2, y2 → x, y, w, h, the boxes ``zippy_tf.tracking.metrics`` takes."""
+    return np.concatenate([corners[:, :2], corners[:, 2:] - corners[:, :2]], axis=1)
 
 
 def sample(data):
@@ -88,7 +83,7 @@ def scores(predicted, truth):
             "slope_height": round(float(np.polyfit(log_t[:, 1], log_p[:, 1], 1)[0]), 3),
             "width_ratio": round(float(np.exp(np.mean(log_p[:, 0] - log_t[:, 0]))), 3),
             "height_ratio": round(float(np.exp(np.mean(log_p[:, 1] - log_t[:, 1]))), 3),
-            "mean_iou": round(float(np.mean(iou(predicted, truth))), 3)}
+            "mean_iou": round(float(np.mean(iou(xywh(predicted), xywh(truth)))), 3)}
 
 
 def main(argv):
@@ -98,7 +93,8 @@ def main(argv):
     with validation_sequences(FLAGS.data) as data:
         templates, searches, truth = sample(data)
     sizes = truth[:, 2:] - truth[:, :2]
-    constant = centred((truth[:, :2] + truth[:, 2:]) / 2, np.broadcast_to(np.exp(np.log(sizes).mean(0)), sizes.shape))
+    mean_size = np.broadcast_to(np.exp(np.log(sizes).mean(0)), sizes.shape)
+    constant = np.concatenate([(truth[:, :2] + truth[:, 2:] - mean_size) / 2, mean_size], axis=1)  # x, y, w, h
     results = {}
     for weights in FLAGS.weights or [None]:
         label = weights or "shipped"
@@ -110,7 +106,7 @@ def main(argv):
         "command": " ".join(["python", *sys.argv]),
         "tracker": FLAGS.tracker, "data": FLAGS.data or VALIDATION_SPLIT, "pairs": FLAGS.pairs,
         "search_scale": FLAGS.search_scale, "seed": FLAGS.seed, "runtime": "keras fp32",
-        "baseline": "constant_size", "constant_size_iou": round(float(np.mean(iou(constant, truth))), 3),
+        "baseline": "constant_size", "constant_size_iou": round(float(np.mean(iou(constant, xywh(truth)))), 3),
         "weights": results,
     }
     write_json(FLAGS.output, report)
