@@ -8,8 +8,9 @@ per ``--precisions`` entry: ``fp32`` and ``int8`` (integer kernels except ``INT8
 crops, float I/O); rows are named ``<tracker>`` (fp32) and ``<tracker>_int8``, and each row says its ``runtime``
 and ``precision``. With ``--runtime keras`` they run their Keras models (fp32 only). Weights: the shipped ones from
 models/, with the tracker hyper-parameters tuned for them (``models/<name>/tracker.json``, written by ``zippy-tf
-tune``; the reference's where there is none). Without shipped weights, ``--allow_untrained`` still measures their
-FPS (speed does not depend on the weights) and marks their AUC as untrained. A tracker whose preset does not exist
+tune``; its int8 settings for the int8 rows when it has them; the reference's where there is none). Without shipped
+weights, ``--allow_untrained`` still measures their FPS (speed does not depend on the weights) and marks their AUC
+as untrained. A tracker whose preset does not exist
 yet is listed with the reason instead of numbers.
 
 The test split is rendered with seed 1000 (``--seed``); train on other seeds so no sequence is shared.
@@ -155,9 +156,10 @@ def main(argv):
                 progress(f"{name}: skipped: {e}")
                 results[name] = {"unavailable": str(e)}
                 continue
-            # the settings tuned for the shipped weights (models/<name>/tracker.json), else the reference's
-            hyperparameters = {**DEFAULTS, **shipped_hyperparameters(name)} if network else None
             for row, precision in runs(name):
+                # the settings tuned for the shipped weights on this runtime (models/<name>/tracker.json)
+                runtime = precision if FLAGS.runtime == "tflite" else "keras"
+                hyperparameters = {**DEFAULTS, **shipped_hyperparameters(name, runtime)} if network else None
                 try:
                     factory = (neural_factory(network, precision, tmp, hyperparameters) if network
                                else tracker_factory(name))

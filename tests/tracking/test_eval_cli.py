@@ -45,6 +45,8 @@ BAD_INPUTS = [
     (["--data", "{data}", "--tracker", "kcf", "--plots", "{missing}"], "--plots folder"),
     (["--data", "{data}", "--tracker", "kcf", "--format", "lasot"], "LaSOT sequence"),
     (["--data", "{data}", "--tracker", "kcf", "--weights", "w.h5"], "do not apply"),
+    (["--data", "{data}", "--tracker", "kcf", "--runtime", "int8"], "do not apply"),
+    (["--data", "{data}", "--tracker", "kcf", "--runtime", "lce"], "runtime"),
     (["--data", "{data}", "--tracker", "tld"], "tld"),
 ]
 

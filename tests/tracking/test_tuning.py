@@ -12,7 +12,8 @@ from zippy_tf.tracking.datasets import load_sequences
 from zippy_tf.tracking.generate import write_otb_sequences
 from zippy_tf.tracking.tracker import Tracker
 from zippy_tf.tracking.tuning import (
-    DEFAULTS, SEARCH_SPACE, candidates, read_hyperparameters, shipped_hyperparameters, tune, write_hyperparameters,
+    DEFAULTS, SEARCH_SPACE, add_runtime_settings, candidates, read_hyperparameters, shipped_hyperparameters, tune,
+    write_hyperparameters,
 )
 
 SETUP = {"weights_sha256": "test", "runtime": "fake"}
@@ -130,6 +131,85 @@ def test_shipped_hyperparameters_come_from_the_model_folder(tmp_path, monkeypatc
     assert shipped_hyperparameters("ettrack") == {"lr": 0.2}
 
 
+def _tuned(path, runtime, **hyperparameters):
+    write_hyperparameters(str(path), hyperparameters, success_auc=0.4, tuned_on={"runtime": runtime})
+    return str(path)
+
+
+def test_settings_per_runtime(tmp_path):
+    main = _tuned(tmp_path / "tracker.json", "fp32", lr=0.2)
+    int8 = _tuned(tmp_path / "int8.json", "int8", lr=0.05, penalty_k=0.1)
+    add_runtime_settings(main, int8)
+    saved = json.loads((tmp_path / "tracker.json").read_text())
+    assert saved["hyperparameters"] == {"lr": 0.2} and saved["success_auc"] == 0.4  # the rest is kept
+    assert saved["by_runtime"]["int8"] == json.loads((tmp_path / "int8.json").read_text())
+    assert read_hyperparameters(main, "int8") == {"lr": 0.05, "penalty_k": 0.1}
+    for runtime in (None, "fp32", "keras"):  # no section of their own: the main settings
+        assert read_hyperparameters(main, runtime) == {"lr": 0.2}
+    add_runtime_settings(main, _tuned(tmp_path / "int8b.json", "int8", lr=0.07))  # a retune replaces the section
+    add_runtime_settings(main, _tuned(tmp_path / "keras.json", "keras", window_influence=0.4))
+    assert read_hyperparameters(main, "int8") == {"lr": 0.07}
+    assert read_hyperparameters(main, "keras") == {"window_influence": 0.4}
+    assert read_hyperparameters(main, "fp32") == {"lr": 0.2}
+
+
+@pytest.mark.parametrize("target, tuned, message", [
+    ('{"lr": 0.1}', None, "not a tracker.json written by zippy-tf tune"),
+    (None, '{"hyperparameters": {"lr": 0.1}}', "which runtime"),
+    (None, '{"hyperparameters": {"lr": 0.1}, "tuned_on": "int8"}', "which runtime"),
+    (None, '{"hyperparameters": {"lr": 0.1}, "tuned_on": {"runtime": "lce"}}', "which runtime"),
+    (None, '{"hyperparameters": {"lr": -1}, "tuned_on": {"runtime": "int8"}}', "not a finite number"),
+    ('{"hyperparameters": {"lr": 0.1}, "by_runtime": {"lce": {}}}', None, "'by_runtime' must map runtimes"),
+    ('{"hyperparameters": {"lr": 0.1}, "by_runtime": []}', None, "'by_runtime' must map runtimes"),
+])
+def test_add_runtime_settings_bad_input(tmp_path, target, tuned, message):
+    target_path, tuned_path = tmp_path / "tracker.json", tmp_path / "tuned.json"
+    _tuned(target_path, "fp32", lr=0.2)
+    _tuned(tuned_path, "int8", lr=0.05)
+    for path, text in ((target_path, target), (tuned_path, tuned)):
+        if text is not None:
+            path.write_text(text)
+    before = target_path.read_text()
+    with pytest.raises(UserError, match=message):
+        add_runtime_settings(str(target_path), str(tuned_path))
+    assert target_path.read_text() == before
+
+
+def test_a_bad_runtime_section_is_refused_on_reading(tmp_path):
+    path = tmp_path / "tracker.json"
+    path.write_text('{"hyperparameters": {"lr": 0.1}, "by_runtime": {"int8": {"hyperparameters": {"lr": "x"}}}}')
+    assert read_hyperparameters(str(path), "fp32") == {"lr": 0.1}
+    with pytest.raises(UserError, match="int8 section.*not a finite number"):
+        read_hyperparameters(str(path), "int8")
+
+
+def test_tracker_factory_runs_the_exported_network_with_its_runtime_settings(data, tmp_path, monkeypatch):
+    from zippy_tf import presets
+    from zippy_tf.tracking import export
+    from zippy_tf.tracking.evaluate import tracker_factory
+
+    from .test_tracker import MatchingNetwork
+
+    monkeypatch.setattr(presets, "MODELS_DIR", tmp_path)
+    keras_network, exported = MatchingNetwork(), []
+    monkeypatch.setattr(presets, "build_model", lambda name, weights: keras_network)
+    monkeypatch.setattr(export, "exported_network",
+                        lambda network, fmt, folder: exported.append((network, fmt)) or MatchingNetwork())
+    (tmp_path / "ettrack").mkdir()
+    (tmp_path / "ettrack" / "weights.h5").write_bytes(b"")
+    main = _tuned(tmp_path / "ettrack" / "tracker.json", "fp32", lr=0.2)
+    add_runtime_settings(main, _tuned(tmp_path / "int8.json", "int8", lr=0.05))
+    for runtime, lr in (("int8", 0.05), ("fp32", 0.2), ("keras", 0.2)):
+        tracker = tracker_factory("ettrack", runtime=runtime)()
+        assert tracker.lr == lr
+        assert (tracker.network is keras_network) == (runtime == "keras")
+    assert exported == [(keras_network, "int8"), (keras_network, "fp32")]
+    with pytest.raises(UserError, match="unknown runtime 'lce'"):
+        tracker_factory("ettrack", runtime="lce")
+    with pytest.raises(UserError, match="do not apply"):
+        tracker_factory("kcf", runtime="int8")
+
+
 def test_tracker_factory_applies_hyperparameters(data, tmp_path, monkeypatch):
     from zippy_tf import presets
     from zippy_tf.tracking.evaluate import tracker_factory
@@ -166,16 +246,20 @@ def test_tune_cli_writes_the_best_and_resumes(data, tmp_path):
     assert saved["baseline"]["hyperparameters"] == DEFAULTS and saved["tuned_on"]["runtime"] == "keras"
     assert result["success_auc"] >= result["baseline_success_auc"]
     assert len((tmp_path / "trials.jsonl").read_text().splitlines()) == 2
-    again = cli(*args, "--trials", "3")
+    shipped = _tuned(tmp_path.parent / "shipped_tracker.json", "fp32", lr=0.8)
+    again = cli(*args, "--trials", "3", "--add_to", shipped)
     assert again.returncode == 0, again.stderr[-2000:]
     trials = [json.loads(line) for line in (tmp_path / "trials.jsonl").read_text().splitlines()]
     assert [t["trial"] for t in trials] == [0, 1, 2]  # the first two were not run again
     assert "[1/3]" in again.stderr and again.stderr.count("success AUC") == 3
-    evaluated = cli("eval", "track", "--data", data, "--tracker", "ettrack",
-                    "--hyperparameters", str(tmp_path / "tracker.json"))
-    assert evaluated.returncode == 0, evaluated.stderr[-2000:]
     best = max(trials, key=lambda t: t["success_auc"])
-    assert np.isclose(json.loads(evaluated.stdout)["success_auc"], best["success_auc"])
+    assert read_hyperparameters(shipped, "keras") == best["hyperparameters"]
+    assert read_hyperparameters(shipped, "fp32") == {"lr": 0.8}
+    for hyperparameters in (str(tmp_path / "tracker.json"), shipped):  # the keras section of the shipped file
+        evaluated = cli("eval", "track", "--data", data, "--tracker", "ettrack", "--runtime", "keras",
+                        "--hyperparameters", hyperparameters)
+        assert evaluated.returncode == 0, evaluated.stderr[-2000:]
+        assert np.isclose(json.loads(evaluated.stdout)["success_auc"], best["success_auc"])
 
 
 @pytest.mark.parametrize("args, message", [
@@ -184,6 +268,8 @@ def test_tune_cli_writes_the_best_and_resumes(data, tmp_path):
     (["--data", "{data}", "--output", "{missing}"], "--output folder"),
     (["--data", "{data}", "--output", "{out}", "--weights", "{missing}/w.h5"], "does not exist"),
     (["--data", "{data}", "--output", "{out}", "--runtime", "lce"], "runtime"),
+    (["--data", "{data}", "--output", "{out}", "--add_to", "{missing}/tracker.json"], "does not exist"),
+    (["--data", "{data}", "--output", "{out}", "--add_to", "{out}/tracker.json"], "this run's own result"),
 ])
 def test_tune_cli_bad_input(data, tmp_path, args, message):
     out = tmp_path / "out"

@@ -11,6 +11,7 @@ def define_flags(fv):
 
     from zippy_tf.tracking.datasets import FORMATS
     from zippy_tf.tracking.evaluate import TRACKERS
+    from zippy_tf.tracking.tuning import RUNTIMES
 
     flags.DEFINE_string("data", None, "folder of sequences", flag_values=fv)
     flags.DEFINE_enum("format", "otb", FORMATS, "layout of --data", flag_values=fv)
@@ -18,7 +19,9 @@ def define_flags(fv):
     flags.DEFINE_string("weights", None, "weights (.h5) of a neural tracker; default: the shipped ones in models/",
                         flag_values=fv)
     flags.DEFINE_string("hyperparameters", None, "tracker.json of tuned tracker hyper-parameters (`zippy-tf tune`); "
-                        "default: the shipped weights' own, else the reference's", flag_values=fv)
+                        "default: the shipped weights' own for --runtime, else the reference's", flag_values=fv)
+    flags.DEFINE_enum("runtime", "keras", RUNTIMES, "how a neural tracker's network runs: the Keras model, or "
+                      "exported to fp32 or int8 TFLite flatbuffers (the deployed path)", flag_values=fv)
     flags.DEFINE_string("output", None, "also write the JSON result to this file", flag_values=fv)
     flags.DEFINE_string("plots", None, "folder for success.png and precision.png", flag_values=fv)
     flags.DEFINE_integer("threads", 1, "CPU threads for the tracker (1 = the benchmark setting)", flag_values=fv)
@@ -57,12 +60,12 @@ def main(fv, args, name):
         check_output_path(fv.output)
     if fv.plots and not os.path.isdir(fv.plots):
         raise UserError(f"--plots folder {fv.plots!r} does not exist; create it first")
-    hyperparameters = read_hyperparameters(fv.hyperparameters) if fv.hyperparameters else None
+    hyperparameters = read_hyperparameters(fv.hyperparameters, fv.runtime) if fv.hyperparameters else None
     sequences = load_sequences(fv.data, fv.format)[: fv.max_sequences]
     set_threads(fv.threads)
-    make_tracker = tracker_factory(fv.tracker, fv.weights, hyperparameters)
+    make_tracker = tracker_factory(fv.tracker, fv.weights, hyperparameters, fv.runtime)
     scores, curves = evaluate(sequences, make_tracker, progress=lambda m: print(m, file=sys.stderr, flush=True))
-    result = {"tracker": fv.tracker, **scores}
+    result = {"tracker": fv.tracker, "runtime": fv.runtime, **scores}
     if fv.plots:
         result["plots"] = plot_curves({fv.tracker: {**scores, **curves}}, fv.plots)
     if fv.output:

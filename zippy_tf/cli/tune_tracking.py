@@ -3,13 +3,12 @@
 HELP = ("Tune a tracker's penalty_k, window_influence and size lr for its weights by OPE success AUC on validation "
         "sequences (random search, resumable); writes tracker.json")
 
-RUNTIMES = ("fp32", "int8", "keras")
-
 
 def define_flags(fv):
     from absl import flags
 
     from zippy_tf.tracking.datasets import FORMATS
+    from zippy_tf.tracking.tuning import RUNTIMES
 
     flags.DEFINE_string("data", None, "folder of validation sequences (not the ones you report on)", flag_values=fv)
     flags.DEFINE_enum("format", "otb", FORMATS, "layout of --data", flag_values=fv)
@@ -22,6 +21,8 @@ def define_flags(fv):
     flags.DEFINE_integer("seed", 0, "seed of the sampled settings", flag_values=fv)
     flags.DEFINE_string("output", None, "folder for trials.jsonl (the resumable log) and tracker.json (the best)",
                         flag_values=fv)
+    flags.DEFINE_string("add_to", None, "also record the best settings in this tracker.json (e.g. the shipped "
+                        "models/ettrack/tracker.json) as its settings for --runtime", flag_values=fv)
     flags.DEFINE_integer("threads", 1, "CPU threads for the tracker", lower_bound=1, flag_values=fv)
     flags.DEFINE_integer("max_sequences", None, "use only the first N sequences", lower_bound=1, flag_values=fv)
 
@@ -45,7 +46,9 @@ def main(fv, args, name):
     from zippy_tf.tracking.evaluate import build_network
     from zippy_tf.tracking.export import exported_network
     from zippy_tf.tracking.tracker import Tracker
-    from zippy_tf.tracking.tuning import DEFAULTS, FILE_NAME, tune, write_hyperparameters
+    from zippy_tf.tracking.tuning import (
+        DEFAULTS, FILE_NAME, add_runtime_settings, read_tuning_result, tune, write_hyperparameters,
+    )
 
     if args:
         raise UserError(f"unexpected arguments {' '.join(args)}; all options are --flags")
@@ -54,6 +57,10 @@ def main(fv, args, name):
             raise UserError(f"--{flag} is required (see `zippy-tf tune {name} --help`)")
     if not os.path.isdir(fv.output):
         raise UserError(f"--output folder {fv.output!r} does not exist; create it first")
+    if fv.add_to:
+        if os.path.abspath(fv.add_to) == os.path.abspath(os.path.join(fv.output, FILE_NAME)):
+            raise UserError(f"--add_to {fv.add_to!r} is this run's own result; name another tracker.json")
+        read_tuning_result(fv.add_to)  # a bad target fails now, not after the search
     sequences = load_sequences(fv.data, fv.format)[: fv.max_sequences]
     set_threads(fv.threads)
     network = build_network(name, fv.weights)  # checks --weights and that shipped weights exist
@@ -74,10 +81,13 @@ def main(fv, args, name):
                   "precision_20": baseline["precision_20"]},
         trials=len(result["trials"]), seed=fv.seed, tuned_on=setup,
     )
+    if fv.add_to:
+        add_runtime_settings(fv.add_to, path)
     return {"tracker": name, "best": best["hyperparameters"], "success_auc": best["success_auc"],
             "precision_20": best["precision_20"], "baseline_success_auc": baseline["success_auc"],
             "baseline_precision_20": baseline["precision_20"], "trials": len(result["trials"]),
-            "hyperparameters_file": path, "log": os.path.join(fv.output, "trials.jsonl")}
+            "hyperparameters_file": path, "log": os.path.join(fv.output, "trials.jsonl"),
+            **({"added_to": fv.add_to} if fv.add_to else {})}
 
 
 __all__ = ["HELP", "define_flags", "main"]

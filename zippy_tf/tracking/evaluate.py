@@ -41,24 +41,35 @@ def build_network(name, weights=None):
     return network
 
 
-def tracker_factory(name, weights=None, hyperparameters=None):
+def tracker_factory(name, weights=None, hyperparameters=None, runtime="keras"):
     """A function returning a fresh tracker ``name`` for each sequence (the network is built once).
 
-    ``hyperparameters`` ({"penalty_k", "window_influence", "lr"}, any subset) default to those tuned for the
-    shipped weights (``models/<name>/tracker.json``) when ``weights`` is None, else to the reference's.
+    ``runtime``: "keras" runs the Keras network; "fp32" / "int8" export it and run the flatbuffers (the deployed
+    path). ``hyperparameters`` ({"penalty_k", "window_influence", "lr"}, any subset) default to those tuned for the
+    shipped weights on that runtime (``models/<name>/tracker.json``) when ``weights`` is None, else to the
+    reference's.
     """
+    import tempfile
+
+    from zippy_tf.tracking.export import exported_network
     from zippy_tf.tracking.tracker import Tracker
-    from zippy_tf.tracking.tuning import shipped_hyperparameters
+    from zippy_tf.tracking.tuning import RUNTIMES, shipped_hyperparameters
 
     if name in OPENCV_TRACKERS:
-        if weights is not None or hyperparameters is not None:
-            raise UserError(f"--weights and --hyperparameters do not apply to the OpenCV tracker {name!r}; drop them")
+        if weights is not None or hyperparameters is not None or runtime != "keras":
+            raise UserError(f"--weights, --hyperparameters and --runtime do not apply to the OpenCV tracker {name!r}; "
+                            "drop them")
         return lambda: OpenCVTracker(name)
     if name not in NEURAL_TRACKERS:
         raise UserError(f"unknown tracker {name!r}; choose one of: {', '.join(TRACKERS)}")
+    if runtime not in RUNTIMES:
+        raise UserError(f"unknown runtime {runtime!r}; choose one of: {', '.join(RUNTIMES)}")
     network = build_network(name, weights)
+    if runtime != "keras":
+        with tempfile.TemporaryDirectory() as tmp:  # the flatbuffers are read into memory
+            network = exported_network(network, runtime, tmp)
     if hyperparameters is None:
-        hyperparameters = shipped_hyperparameters(name) if weights is None else {}
+        hyperparameters = shipped_hyperparameters(name, runtime) if weights is None else {}
     return lambda: Tracker.for_network(network, **hyperparameters)
 
 

@@ -9,7 +9,9 @@ full OPE on the given sequences. Trials go to a JSON-lines log as they finish; a
 them. Tune on a validation split and report on another.
 
 Tuned values live next to the weights they were tuned for (``models/<preset>/tracker.json``); the evaluation CLI
-and benchmarks use them with the shipped weights.
+and benchmarks use them with the shipped weights. The int8 network's boxes differ from the float one's, so a file can
+also hold settings tuned on another runtime (``by_runtime``, :func:`add_runtime_settings`); they apply when the
+tracker runs on that runtime.
 """
 
 import inspect
@@ -26,6 +28,8 @@ from zippy_tf.tracking.tracker import Tracker
 # The ranges searched; each contains the reference's value, the Tracker's default (DEFAULTS).
 SEARCH_SPACE = {"penalty_k": (0.0, 0.2), "window_influence": (0.0, 0.7), "lr": (0.0, 0.8)}
 FILE_NAME = "tracker.json"
+# How the tracker's network runs: an exported fp32 or int8 TFLite flatbuffer (the deployed path) or the Keras model.
+RUNTIMES = ("fp32", "int8", "keras")
 DEFAULTS = {name: inspect.signature(Tracker).parameters[name].default for name in SEARCH_SPACE}
 
 
@@ -59,11 +63,27 @@ def check_hyperparameters(values, source):
     return checked
 
 
-def read_hyperparameters(path):
-    """The ``hyperparameters`` of a tracker.json file written by :func:`write_hyperparameters` (or a bare object)."""
+def read_hyperparameters(path, runtime=None):
+    """The ``hyperparameters`` of a tracker.json file written by :func:`write_hyperparameters` (or a bare object).
+
+    With ``runtime`` ("fp32", "int8", "keras"), the settings the file holds for that runtime (its ``by_runtime``
+    section, see :func:`add_runtime_settings`) if it has them, else its main ones.
+    """
     data = read_json(path, "tracker hyper-parameter file")
+    source = f"tracker hyper-parameter file {path!r}"
+    sections = _runtime_sections(data, source)
+    if runtime in sections:
+        data, source = sections[runtime], f"{source}, {runtime} section"
     values = data.get("hyperparameters", data) if isinstance(data, dict) else data
-    return check_hyperparameters(values, f"tracker hyper-parameter file {path!r}")
+    return check_hyperparameters(values, source)
+
+
+def _runtime_sections(data, source):
+    sections = data.get("by_runtime", {}) if isinstance(data, dict) and "hyperparameters" in data else {}
+    if not isinstance(sections, dict) or not all(isinstance(v, dict) and k in RUNTIMES for k, v in sections.items()):
+        raise UserError(f"{source}: 'by_runtime' must map runtimes ({', '.join(RUNTIMES)}) to tuning results; "
+                        "rewrite it with zippy-tf tune --add_to")
+    return sections
 
 
 def write_hyperparameters(path, hyperparameters, **provenance):
@@ -71,12 +91,35 @@ def write_hyperparameters(path, hyperparameters, **provenance):
     write_json(path, {"hyperparameters": check_hyperparameters(hyperparameters, "hyper-parameters"), **provenance})
 
 
-def shipped_hyperparameters(preset):
-    """The hyper-parameters tuned for ``preset``'s shipped weights ({} if there are none: the defaults apply)."""
+def read_tuning_result(path):
+    """A tracker.json written by ``zippy-tf tune`` (its main settings checked), or a one-line error."""
+    data = read_json(path, "tracker hyper-parameter file")
+    if not isinstance(data, dict) or "hyperparameters" not in data:
+        raise UserError(f"{path!r} is not a tracker.json written by zippy-tf tune; tune into an --output folder first")
+    read_hyperparameters(path)
+    return data
+
+
+def add_runtime_settings(path, tuned_path):
+    """Records the tuning result ``tuned_path`` (the tracker.json of ``zippy-tf tune --runtime R``) in the tracker.json
+    ``path`` as its settings for runtime R, keeping everything else; written atomically."""
+    tuned = read_tuning_result(tuned_path)
+    tuned_on = tuned.get("tuned_on")
+    runtime = tuned_on.get("runtime") if isinstance(tuned_on, dict) else None
+    if runtime not in RUNTIMES:
+        raise UserError(f"{tuned_path!r} does not say which runtime it was tuned on (tuned_on.runtime); "
+                        "pass the tracker.json that zippy-tf tune wrote")
+    data = read_tuning_result(path)
+    write_json(path, {**data, "by_runtime": {**data.get("by_runtime", {}), runtime: tuned}})
+
+
+def shipped_hyperparameters(preset, runtime=None):
+    """The hyper-parameters tuned for ``preset``'s shipped weights, those for ``runtime`` if the file has them
+    ({} if there are none: the defaults apply)."""
     from zippy_tf.presets import MODELS_DIR
 
     path = MODELS_DIR / preset / FILE_NAME
-    return read_hyperparameters(str(path)) if path.is_file() else {}
+    return read_hyperparameters(str(path), runtime) if path.is_file() else {}
 
 
 def tune(sequences, make_tracker, *, trials, seed, log_path, setup, progress=None):
@@ -122,5 +165,6 @@ def tune(sequences, make_tracker, *, trials, seed, log_path, setup, progress=Non
     return {"best": best, "baseline": records[0], "trials": records}
 
 
-__all__ = ["DEFAULTS", "FILE_NAME", "SEARCH_SPACE", "candidates", "check_hyperparameters", "read_hyperparameters",
-           "shipped_hyperparameters", "tune", "write_hyperparameters"]
+__all__ = ["DEFAULTS", "FILE_NAME", "RUNTIMES", "SEARCH_SPACE", "add_runtime_settings", "candidates",
+           "check_hyperparameters", "read_hyperparameters", "read_tuning_result", "shipped_hyperparameters", "tune",
+           "write_hyperparameters"]
