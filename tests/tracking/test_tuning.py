@@ -210,6 +210,20 @@ def test_tracker_factory_runs_the_exported_network_with_its_runtime_settings(dat
         tracker_factory("kcf", runtime="int8")
 
 
+@pytest.mark.parametrize("preset", ["ettrack", "lighttrack", "attention"])
+def test_shipped_settings_were_tuned_on_the_shipped_weights(preset):
+    """A tracker.json describes one weights file; shipping new weights without retuning would mismatch them."""
+    import hashlib
+
+    from zippy_tf.presets import MODELS_DIR
+
+    folder = MODELS_DIR / preset
+    saved = json.loads((folder / "tracker.json").read_text())
+    digest = hashlib.sha256((folder / "weights.h5").read_bytes()).hexdigest()[:16]
+    assert saved["tuned_on"]["weights_sha256"] == digest
+    assert read_hyperparameters(str(folder / "tracker.json")) == saved["hyperparameters"]
+
+
 def test_tracker_factory_applies_hyperparameters(data, tmp_path, monkeypatch):
     from zippy_tf import presets
     from zippy_tf.tracking.evaluate import tracker_factory
