@@ -10,8 +10,7 @@ and ``precision``. With ``--runtime keras`` they run their Keras models (fp32 on
 models/, with the tracker hyper-parameters tuned for them (``models/<name>/tracker.json``, written by ``zippy-tf
 tune``; its int8 settings for the int8 rows when it has them; the reference's where there is none). Without shipped
 weights, ``--allow_untrained`` still measures their FPS (speed does not depend on the weights) and marks their AUC
-as untrained. A tracker whose preset does not exist
-yet is listed with the reason instead of numbers.
+as untrained. A tracker whose preset does not exist yet is listed with the reason instead of numbers.
 
 The test split is rendered with seed 1000 (``--seed``); train on other seeds so no sequence is shared.
 

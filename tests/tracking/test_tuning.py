@@ -147,6 +147,8 @@ def test_settings_per_runtime(tmp_path):
     for runtime in (None, "fp32", "keras"):  # no section of their own: the main settings
         assert read_hyperparameters(main, runtime) == {"lr": 0.2}
     add_runtime_settings(main, _tuned(tmp_path / "int8b.json", "int8", lr=0.07))  # a retune replaces the section
+    add_runtime_settings(str(tmp_path / "int8b.json"), main)  # sections do not nest
+    assert "by_runtime" not in json.loads((tmp_path / "int8b.json").read_text())["by_runtime"]["fp32"]
     add_runtime_settings(main, _tuned(tmp_path / "keras.json", "keras", window_influence=0.4))
     assert read_hyperparameters(main, "int8") == {"lr": 0.07}
     assert read_hyperparameters(main, "keras") == {"window_influence": 0.4}

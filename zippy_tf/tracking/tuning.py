@@ -11,7 +11,8 @@ them. Tune on a validation split and report on another.
 Tuned values live next to the weights they were tuned for (``models/<preset>/tracker.json``); the evaluation CLI
 and benchmarks use them with the shipped weights. The int8 network's boxes differ from the float one's, so a file can
 also hold settings tuned on another runtime (``by_runtime``, :func:`add_runtime_settings`); they apply when the
-tracker runs on that runtime.
+tracker runs on that runtime. Worth it only where the validation split is large enough for the runtime's own best
+settings to carry over (E.T.Track's card: on 10 sequences they did not).
 """
 
 import inspect
@@ -110,7 +111,8 @@ def add_runtime_settings(path, tuned_path):
         raise UserError(f"{tuned_path!r} does not say which runtime it was tuned on (tuned_on.runtime); "
                         "pass the tracker.json that zippy-tf tune wrote")
     data = read_tuning_result(path)
-    write_json(path, {**data, "by_runtime": {**data.get("by_runtime", {}), runtime: tuned}})
+    section = {k: v for k, v in tuned.items() if k != "by_runtime"}  # one level: a section holds no sections
+    write_json(path, {**data, "by_runtime": {**data.get("by_runtime", {}), runtime: section}})
 
 
 def shipped_hyperparameters(preset, runtime=None):
