@@ -97,7 +97,9 @@ def read_tuning_result(path):
     data = read_json(path, "tracker hyper-parameter file")
     if not isinstance(data, dict) or "hyperparameters" not in data:
         raise UserError(f"{path!r} is not a tracker.json written by zippy-tf tune; tune into an --output folder first")
-    read_hyperparameters(path)
+    source = f"tracker hyper-parameter file {path!r}"
+    _runtime_sections(data, source)
+    check_hyperparameters(data["hyperparameters"], source)  # the file as read, not read again
     return data
 
 
