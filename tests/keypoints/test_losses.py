@@ -81,6 +81,53 @@ def test_triplet_loss_skips_images_with_too_few_points():
     np.testing.assert_array_equal(loss, 0.0)
 
 
+def _far_positives_and_their_collapse(shrink):
+    """Target descriptors = source + strong noise (the positive is farther than the hardest negative), both
+    squeezed by ``shrink`` towards a common vector (shrink → 0: every descriptor the same)."""
+    rng = np.random.default_rng(2)
+    source = rng.normal(size=(2, 16, 16, 256))
+    target = source + 3.0 * rng.normal(size=source.shape)
+    common = 10.0 * rng.normal(size=256)  # not constant: Bin.Norm ignores a constant shift of the logits
+    return (tf.constant(common + shrink * source, tf.float32), tf.constant(common + shrink * target, tf.float32))
+
+
+@pytest.mark.parametrize("distance", [losses.L2Distance(), losses.SoftHammingDistance(64)])
+def test_semi_hard_negatives_do_not_reward_collapsing_descriptors(distance):
+    g = geometry(dense(), dense(), translation(0, 0))
+
+    def loss(shrink, negatives):
+        source, target = _far_positives_and_their_collapse(shrink)
+        return float(tf.reduce_mean(losses.descriptor_triplet_loss(source, target, g, distance,
+                                                                   negatives=negatives)[0]))
+
+    # hardest negatives: squeezing every descriptor together lowers the loss towards the margin (collapse pays)
+    assert loss(0.1, "hardest") < loss(1.0, "hardest")
+    # semi-hard negatives: the same squeeze raises it
+    assert loss(0.1, "semi_hard") > loss(1.0, "semi_hard")
+
+
+def test_semi_hard_negative_is_the_closest_one_farther_than_the_positive():
+    source, target = dense(seed=3), dense(seed=4)
+    g = geometry(source, source, translation(0, 0))
+    distance = losses.L2Distance()
+    loss, _ = losses.descriptor_triplet_loss(source["descriptor"], target["descriptor"], g, distance,
+                                             negatives="semi_hard")
+    anchors = distance.normalize(losses.sample_at(source["descriptor"], g.source_points, SIZE))
+    positives = distance.normalize(losses.sample_at(target["descriptor"], g.warped, SIZE))
+    d, valid, points = distance.pairwise(anchors, positives).numpy(), g.valid.numpy(), g.warped.numpy()
+    expected = []
+    for b in range(d.shape[0]):
+        terms = []
+        for i in np.flatnonzero(valid[b]):
+            apart = (np.abs(points[b] - points[b, i]) > 4.0).any(-1) & (valid[b] > 0)
+            candidates = d[b, i][apart]
+            farther = candidates[candidates > d[b, i, i]]
+            negative = farther.min() if farther.size else candidates.min()
+            terms.append(max(0.0, d[b, i, i] - negative + 0.2))
+        expected.append(np.mean(terms))
+    np.testing.assert_allclose(loss, expected, rtol=1e-4)
+
+
 def test_soft_hamming_distance_is_a_function_of_hamming_on_hard_descriptors():
     rng = np.random.default_rng(0)
     bits = np.zeros((2, 5, 32), np.float32)

@@ -25,6 +25,9 @@ def define_flags(fv):
     flags.DEFINE_integer("seed", 0, "seeds the data order, augmentation and initial weights", flag_values=fv)
     flags.DEFINE_boolean("io_net", True, "train with the IO-Net outlier loss (dropped from the saved weights)",
                          flag_values=fv)
+    flags.DEFINE_enum("negatives", "hardest", ["hardest", "semi_hard"], "negative of the descriptor triplet loss: "
+                      "hardest (KP2D) or semi_hard (the closest one farther than the positive; keeps the descriptors "
+                      "from collapsing, learns faster in short runs)", flag_values=fv)
 
 
 def main(fv, args, name):
@@ -56,7 +59,7 @@ def main(fv, args, name):
         if fv.weights is not None:
             raise UserError("pass --weights (same architecture) or --init_from (matching layers), not both")
         load_matching_layers(network, fv.init_from)
-    trainer = KeypointTrainer(network, binary_descriptors=name != "kp2d", with_io=fv.io_net)
+    trainer = KeypointTrainer(network, binary_descriptors=name != "kp2d", with_io=fv.io_net, negatives=fv.negatives)
     trainer.compile(optimizer=keras.optimizers.Adam(fv.learning_rate))
     os.makedirs(output, exist_ok=True)
     progress(f"training {name} on {fv.data} at {width}x{height}, batch {fv.batch_size}, into {output}")

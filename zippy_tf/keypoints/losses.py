@@ -12,6 +12,10 @@ Choices where the reference is unclear or quirky (stated, not hidden):
 - Means are per image (KP2D averages the location / score terms over the whole batch).
 - The hardest negative is the smallest distance among *allowed* candidates (KP2D sets forbidden distances to 2
   and then uses the argmin's real descriptor, which can be a forbidden one).
+- ``negatives="semi_hard"`` (not KP2D's) takes the closest negative *farther* than the positive. With hardest
+  negatives on the dense 8-px grid the hardest negative is closer than the positive for almost every anchor early
+  on, and shrinking all distances together lowers the loss to the margin: the descriptors collapse (trained KP2D
+  and ZippyPoint weights here: every pair of descriptors within ~0.01 of each other) and learn slowly.
 - The IO-Net sees the 300 *highest*-scoring points (KP2D's code takes the lowest, ``largest=False``).
 - Binary descriptors (ZippyPoint; the reference's loss is not released): the soft descriptors of the Bin.Norm
   projection (k ones of M) are centred and compared like KP2D's unit vectors (:class:`SoftHammingDistance`),
@@ -170,19 +174,23 @@ def score_consistency_loss(target_score_map, geometry):
 
 
 def descriptor_triplet_loss(source_map, target_map, geometry, distance, *, margin=0.2, relax_field=4.0,
-                            min_points=20):
-    r"""Triplet loss with hardest negatives (per-pixel, as in KP2D).
+                            min_points=20, negatives="hardest"):
+    r"""Triplet loss with hardest (or semi-hard) negatives, per pixel as in KP2D.
 
     Anchor $a_i$: source descriptor at source keypoint $p^s_i$; positive $p_i$: target descriptor at $H p^s_i$;
     hardest negative: the closest target descriptor $p_j$ whose location is more than ``relax_field`` px away
     from $H p^s_i$ along x or y,
     $\mathcal{L}_{desc} = \frac{1}{|V|}\sum_{i \in V} \max(0,\ d(a_i, p_i) - \min_{j \notin R(i)} d(a_i, p_j) + m)$.
+    Semi-hard negative (Schroff et al., FaceNet): the minimum only over the $p_j$ with
+    $d(a_i, p_j) > d(a_i, p_i)$, or the hardest negative where there is none; unlike the hardest negative, it
+    cannot be lowered by shrinking every distance at once, so it does not drive the descriptors to collapse.
     Keypoint positions are fixed here: this loss trains descriptors, not locations. Images with fewer than
     ``min_points`` valid points contribute 0.
 
     Args:
         source_map, target_map: (B, H/4, W/4, D) dense descriptor logits.
         distance: :class:`L2Distance` or :class:`SoftHammingDistance`.
+        negatives: "hardest" (KP2D) or "semi_hard".
     Returns:
         (loss, recall), each (B,): recall = share of anchors whose nearest descriptor is their positive.
     """
@@ -194,8 +202,14 @@ def descriptor_triplet_loss(source_map, target_map, geometry, distance, *, margi
     valid = geometry.valid
     apart = tf.reduce_any(tf.abs(warped[:, :, None, :] - warped[:, None, :, :]) > relax_field, axis=-1)
     negative = tf.cast(apart, tf.float32) * valid[:, None, :]
-    hardest_negative = tf.reduce_min(d * negative + MAX_DISTANCE * (1.0 - negative), axis=-1)
     positive_distance = tf.linalg.diag_part(d)
+    if negatives == "semi_hard":
+        farther = negative * tf.cast(d > positive_distance[..., None], tf.float32)
+        any_farther = tf.reduce_max(farther, axis=-1, keepdims=True)
+        negative = any_farther * farther + (1.0 - any_farther) * negative
+    elif negatives != "hardest":
+        raise ValueError(f"negatives must be 'hardest' or 'semi_hard', got {negatives!r}")
+    hardest_negative = tf.reduce_min(d * negative + MAX_DISTANCE * (1.0 - negative), axis=-1)
     triplet = tf.nn.relu(positive_distance - hardest_negative + margin)
     enough = tf.cast(tf.reduce_sum(valid, -1) >= min_points, tf.float32)
     nearest = tf.argmin(d + MAX_DISTANCE * (1.0 - valid[:, None, :]), axis=-1, output_type=tf.int32)
@@ -275,12 +289,14 @@ def outlier_loss(io_net, source, target, geometry, distance, *, top_k=300, inlie
     return enough * tf.reduce_mean(tf.square(prediction - label), -1)
 
 
-def kp2d_losses(source, target, homography, image_size, distance, io_net=None, *, training=True):
+def kp2d_losses(source, target, homography, image_size, distance, io_net=None, *, training=True,
+                negatives="hardest"):
     """All KP2D loss terms for a batch of pairs, each (B,), keyed like :data:`KP2D_LOSS_WEIGHTS`, plus
     ``descriptor_recall``. ``source``/``target`` are the dense network outputs; without ``io_net`` the io term is
-    0 (KP2D's configurations without IO)."""
+    0 (KP2D's configurations without IO); ``negatives`` as in :func:`descriptor_triplet_loss`."""
     geometry = PairGeometry(source, target, homography, image_size)
-    descriptor, recall = descriptor_triplet_loss(source["descriptor"], target["descriptor"], geometry, distance)
+    descriptor, recall = descriptor_triplet_loss(source["descriptor"], target["descriptor"], geometry, distance,
+                                                 negatives=negatives)
     io = (tf.zeros_like(geometry.source_scores[:, 0]) if io_net is None
           else outlier_loss(io_net, source, target, geometry, distance, training=training))
     return {

@@ -52,6 +52,8 @@ class KeypointTrainer(Trainer):
         binary_descriptors: True for ZippyPoint (Bin.Norm + soft-Hamming), False for KP2D (L2).
         k: ones per binary descriptor.
         with_io: train the IO-Net outlier head (KP2D's final configuration); it is dropped at deployment.
+        negatives: the descriptor triplet's negative, "hardest" (KP2D) or "semi_hard" (does not collapse the
+            descriptors; see :func:`~zippy_tf.keypoints.losses.descriptor_triplet_loss`).
         sync_batch_norm: switch the network's BN layers (in place) to global-batch statistics; default: when
             the current strategy has several replicas.
 
@@ -67,11 +69,15 @@ class KeypointTrainer(Trainer):
           (https://arxiv.org/abs/2203.03610)
     """
 
-    def __init__(self, network, *, binary_descriptors, k=64, with_io=True, sync_batch_norm=None, **kwargs):
+    def __init__(self, network, *, binary_descriptors, k=64, with_io=True, negatives="hardest", sync_batch_norm=None,
+                 **kwargs):
         super().__init__(name=kwargs.pop("name", f"{network.name}_trainer"), **kwargs)
         self.network = network
         self.binary_descriptors = bool(binary_descriptors)
         self.k = int(k)
+        if negatives not in ("hardest", "semi_hard"):
+            raise UserError(f"negatives must be 'hardest' or 'semi_hard', got {negatives!r}")
+        self.negatives = negatives
         self.io_net = inlier_net() if with_io else None
         self.distance = SoftHammingDistance(k) if binary_descriptors else L2Distance()
         if sync_batch_norm is None:
@@ -101,7 +107,7 @@ class KeypointTrainer(Trainer):
         source = self.network(pair["source"], training=training)
         target = self.network(pair["target"], training=training)
         terms = kp2d_losses(source, target, pair["homography"], self._image_size(pair["source"]), self.distance,
-                            self.io_net, training=training)
+                            self.io_net, training=training, negatives=self.negatives)
         terms["total"] = tf.add_n([KP2D_LOSS_WEIGHTS[t] * terms[t] for t in LOSS_TERMS])
         return terms
 
