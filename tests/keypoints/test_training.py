@@ -54,6 +54,18 @@ def test_two_step_fit_reports_finite_losses(builder, binary, tmp_path):
         other(input_shape=SIZE, weights=path)
 
 
+def test_trainer_takes_semi_hard_negatives():
+    network = kp2d_baseline(input_shape=SIZE)
+    pair = next(iter(pairs_dataset(photo_pairs(seed=0))))
+    hardest, semi_hard = (KeypointTrainer(network, binary_descriptors=False, negatives=n).pair_losses(pair, False)
+                          for n in ("hardest", "semi_hard"))
+    # a semi-hard negative is never closer than the hardest one, so its triplet term is never larger
+    assert np.all(semi_hard["descriptor"].numpy() <= hardest["descriptor"].numpy() + 1e-6)
+    assert np.any(semi_hard["descriptor"].numpy() < hardest["descriptor"].numpy())
+    with pytest.raises(UserError, match="negatives"):
+        KeypointTrainer(network, binary_descriptors=False, negatives="easiest")
+
+
 def test_nan_loss_stops_training_and_keeps_the_last_good_checkpoint(tmp_path):
     good = photo_pairs(seed=0)
     poisoned = dict(good, source=np.full_like(good["source"], np.nan))
