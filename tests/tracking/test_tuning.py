@@ -253,25 +253,26 @@ def cli(*args):
 
 
 def test_tune_cli_writes_the_best_and_resumes(data, tmp_path):
-    args = ["tune", "ettrack", "--data", data, "--runtime", "keras", "--output", str(tmp_path)]
+    run = tmp_path / "run"  # created by the CLI
+    args = ["tune", "ettrack", "--data", data, "--runtime", "keras", "--output", str(run)]
     done = cli(*args, "--trials", "2")
     assert done.returncode == 0, done.stderr[-2000:]
     result = json.loads(done.stdout)
-    saved = json.loads((tmp_path / "tracker.json").read_text())
+    saved = json.loads((run / "tracker.json").read_text())
     assert result["best"] == saved["hyperparameters"] and result["trials"] == saved["trials"] == 2
     assert saved["baseline"]["hyperparameters"] == DEFAULTS and saved["tuned_on"]["runtime"] == "keras"
     assert result["success_auc"] >= result["baseline_success_auc"]
-    assert len((tmp_path / "trials.jsonl").read_text().splitlines()) == 2
-    shipped = _tuned(tmp_path.parent / "shipped_tracker.json", "fp32", lr=0.8)
+    assert len((run / "trials.jsonl").read_text().splitlines()) == 2
+    shipped = _tuned(tmp_path / "shipped_tracker.json", "fp32", lr=0.8)
     again = cli(*args, "--trials", "3", "--add_to", shipped)
     assert again.returncode == 0, again.stderr[-2000:]
-    trials = [json.loads(line) for line in (tmp_path / "trials.jsonl").read_text().splitlines()]
+    trials = [json.loads(line) for line in (run / "trials.jsonl").read_text().splitlines()]
     assert [t["trial"] for t in trials] == [0, 1, 2]  # the first two were not run again
     assert "[1/3]" in again.stderr and again.stderr.count("success AUC") == 3
     best = max(trials, key=lambda t: t["success_auc"])
     assert read_hyperparameters(shipped, "keras") == best["hyperparameters"]
     assert read_hyperparameters(shipped, "fp32") == {"lr": 0.8}
-    for hyperparameters in (str(tmp_path / "tracker.json"), shipped):  # the keras section of the shipped file
+    for hyperparameters in (str(run / "tracker.json"), shipped):  # the keras section of the shipped file
         evaluated = cli("eval", "track", "--data", data, "--tracker", "ettrack", "--runtime", "keras",
                         "--hyperparameters", hyperparameters)
         assert evaluated.returncode == 0, evaluated.stderr[-2000:]
@@ -281,7 +282,7 @@ def test_tune_cli_writes_the_best_and_resumes(data, tmp_path):
 @pytest.mark.parametrize("args, message", [
     (["--output", "{out}"], "--data is required"),
     (["--data", "{missing}", "--output", "{out}"], "does not exist"),
-    (["--data", "{data}", "--output", "{missing}"], "--output folder"),
+    (["--data", "{data}", "--output", "{file}"], "is a file"),
     (["--data", "{data}", "--output", "{out}", "--weights", "{missing}/w.h5"], "does not exist"),
     (["--data", "{data}", "--output", "{out}", "--runtime", "lce"], "runtime"),
     (["--data", "{data}", "--output", "{out}", "--add_to", "{missing}/tracker.json"], "does not exist"),
@@ -290,10 +291,13 @@ def test_tune_cli_writes_the_best_and_resumes(data, tmp_path):
 def test_tune_cli_bad_input(data, tmp_path, args, message):
     out = tmp_path / "out"
     out.mkdir()
-    args = [a.format(data=data, out=out, missing=tmp_path / "missing") for a in args]
+    a_file = tmp_path / "a_file"
+    a_file.write_text("{}")
+    args = [a.format(data=data, out=out, missing=tmp_path / "missing", file=a_file) for a in args]
     done = cli("tune", "ettrack", *args)
     assert done.returncode == 2 and message in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1 and not list(out.iterdir())
+    assert a_file.read_text() == "{}"
 
 
 def test_eval_track_rejects_a_bad_hyperparameter_file(data, tmp_path):

@@ -19,8 +19,8 @@ def define_flags(fv):
     flags.DEFINE_integer("trials", 30, "settings to evaluate; trial 0 is the reference's (the baseline)",
                          lower_bound=1, flag_values=fv)
     flags.DEFINE_integer("seed", 0, "seed of the sampled settings", flag_values=fv)
-    flags.DEFINE_string("output", None, "folder for trials.jsonl (the resumable log) and tracker.json (the best)",
-                        flag_values=fv)
+    flags.DEFINE_string("output", None, "folder (created if missing) for trials.jsonl (the resumable log) and "
+                        "tracker.json (the best)", flag_values=fv)
     flags.DEFINE_string("add_to", None, "also record the best settings in this tracker.json (e.g. the shipped "
                         "models/ettrack/tracker.json) as its settings for --runtime", flag_values=fv)
     flags.DEFINE_integer("threads", 1, "CPU threads for the tracker", lower_bound=1, flag_values=fv)
@@ -55,8 +55,8 @@ def main(fv, args, name):
     for flag in ("data", "output"):
         if fv[flag].value is None:
             raise UserError(f"--{flag} is required (see `zippy-tf tune {name} --help`)")
-    if not os.path.isdir(fv.output):
-        raise UserError(f"--output folder {fv.output!r} does not exist; create it first")
+    if os.path.exists(fv.output) and not os.path.isdir(fv.output):
+        raise UserError(f"--output {fv.output!r} is a file; name a folder (it is created if missing)")
     if fv.add_to:
         if os.path.abspath(fv.add_to) == os.path.abspath(os.path.join(fv.output, FILE_NAME)):
             raise UserError(f"--add_to {fv.add_to!r} is this run's own result; name another tracker.json")
@@ -67,6 +67,7 @@ def main(fv, args, name):
     weights = fv.weights or get_preset(name).shipped_weights
     setup = {"tracker": name, "weights_sha256": _fingerprint(weights), "runtime": fv.runtime,
              "data": os.path.abspath(fv.data), "format": fv.format, "sequences": len(sequences)}
+    os.makedirs(fv.output, exist_ok=True)  # a run folder, like `zippy-tf train`'s; created once the inputs check out
     with tempfile.TemporaryDirectory() as tmp:
         if fv.runtime != "keras":
             progress(f"exporting {name}'s template and search branches to {fv.runtime} TFLite")
