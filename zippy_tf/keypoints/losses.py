@@ -34,6 +34,7 @@ from zippy_tf.quantization.binary_norm import lml_projection
 KP2D_LOSS_WEIGHTS = {"location": 1.0, "descriptor": 2.0, "score": 1.0, "consistency": 2.0, "io": 1.0}
 ASSOCIATION_RADIUS = 4.0  # px: a warped source point with no target point this close is not supervised
 MAX_DISTANCE = 2.0  # upper bound of both descriptor distances
+NEGATIVES = ("hardest", "semi_hard")  # the descriptor triplet's negative: KP2D's, or FaceNet's semi-hard
 
 
 class L2Distance:
@@ -207,8 +208,8 @@ def descriptor_triplet_loss(source_map, target_map, geometry, distance, *, margi
         farther = negative * tf.cast(d > positive_distance[..., None], tf.float32)
         any_farther = tf.reduce_max(farther, axis=-1, keepdims=True)
         negative = any_farther * farther + (1.0 - any_farther) * negative
-    elif negatives != "hardest":
-        raise ValueError(f"negatives must be 'hardest' or 'semi_hard', got {negatives!r}")
+    elif negatives not in NEGATIVES:
+        raise ValueError(f"negatives must be one of {NEGATIVES}, got {negatives!r}")
     hardest_negative = tf.reduce_min(d * negative + MAX_DISTANCE * (1.0 - negative), axis=-1)
     triplet = tf.nn.relu(positive_distance - hardest_negative + margin)
     enough = tf.cast(tf.reduce_sum(valid, -1) >= min_points, tf.float32)

@@ -16,7 +16,9 @@ import time
 from zippy_tf._compat import Trainer, keras, tf
 from zippy_tf.errors import UserError
 from zippy_tf.io import atomic_path, write_json
-from zippy_tf.keypoints.losses import KP2D_LOSS_WEIGHTS, L2Distance, SoftHammingDistance, inlier_net, kp2d_losses
+from zippy_tf.keypoints.losses import (
+    KP2D_LOSS_WEIGHTS, NEGATIVES, L2Distance, SoftHammingDistance, inlier_net, kp2d_losses,
+)
 
 LOSS_TERMS = tuple(KP2D_LOSS_WEIGHTS)
 
@@ -75,8 +77,8 @@ class KeypointTrainer(Trainer):
         self.network = network
         self.binary_descriptors = bool(binary_descriptors)
         self.k = int(k)
-        if negatives not in ("hardest", "semi_hard"):
-            raise UserError(f"negatives must be 'hardest' or 'semi_hard', got {negatives!r}")
+        if negatives not in NEGATIVES:
+            raise UserError(f"negatives must be one of {NEGATIVES}, got {negatives!r}")
         self.negatives = negatives
         self.io_net = inlier_net() if with_io else None
         self.distance = SoftHammingDistance(k) if binary_descriptors else L2Distance()
@@ -214,8 +216,9 @@ def _check_architecture(trainer, path):
 def fit_keypoints(trainer, dataset, *, output, epochs, steps_per_epoch=None, resume=False, learning_rate=1e-3,
                   verbose=1):
     """Trains ``trainer`` (compiled) for ``epochs`` with checkpoints in ``output``/checkpoints, the deployable weights
-    of the last finished epoch in ``output``/weights.h5 and TensorBoard logs in ``output``/logs. Returns {"history": {metric: [per-epoch values]} including resumed epochs, "steps": steps
-    trained in this call, "seconds": wall time of this call's ``fit``}.
+    of the last finished epoch in ``output``/weights.h5 and TensorBoard logs in ``output``/logs. Returns
+    {"history": {metric: [per-epoch values]} including resumed epochs, "steps": steps trained in this call,
+    "seconds": wall time of this call's ``fit``}.
 
     Raises :class:`UserError` on a NaN loss after restoring the last good checkpoint into ``trainer``.
     """
