@@ -6,6 +6,7 @@ import pytest
 from conftest import calibrate_batch_norm
 from zippy_tf._compat import keras
 from zippy_tf.export import FlatbufferRunner, convert, op_census
+from zippy_tf.keypoints.matching import hamming_distances
 from zippy_tf.presets import build_model
 from zippy_tf.quantization.binary_norm import top_k_binarize
 from zippy_tf.quantization.blocks import build_macro_block
@@ -97,8 +98,8 @@ def _own_descriptor_is_nearest(out, ref, k=64):
     descriptor rather than to another point's."""
     shares = []
     for a, b in zip(top_k_binarize(out["descriptor"], k).numpy(), top_k_binarize(ref["descriptor"].numpy(), k).numpy()):
-        a, b = a.reshape(-1, a.shape[-1]), b.reshape(-1, b.shape[-1])
-        hamming = a.sum(1)[:, None] + b.sum(1)[None] - 2 * a @ b.T
+        a, b = (np.packbits(d.reshape(-1, d.shape[-1]) > 0, axis=-1) for d in (a, b))
+        hamming = hamming_distances(a, b)
         shares.append(np.mean(np.argmin(hamming, axis=1) == np.arange(len(a))))
     return float(np.mean(shares))
 
