@@ -27,7 +27,7 @@ from zippy_tf.cli.eval_hpatches import hpatches_resolution
 from zippy_tf.data.hpatches import STANDARD_TEST_SETS, standard_test_set
 from zippy_tf.errors import UserError
 from zippy_tf.io import atomic_write, check_output_path, write_json
-from zippy_tf.keypoints.evaluate import OPENCV_DETECTORS, evaluate_hpatches, make_detector
+from zippy_tf.keypoints.evaluate import OPENCV_DETECTORS, evaluate_hpatches, make_detector, parse_detector_entry
 
 FLAGS = flags.FLAGS
 flags.DEFINE_multi_string("entry", [], "LABEL=MODEL[,weights=PATH][,config=PATH]; the OpenCV detectors are "
@@ -40,21 +40,6 @@ flags.DEFINE_string("output", "benchmarks/results/hpatches_table.json", "JSON re
 
 COLUMNS = ("repeatability", "localization_error", "correctness_1", "correctness_3", "correctness_5",
            "matching_score")
-
-
-def parse_entry(text):
-    """'LABEL=MODEL,weights=P,config=C' → (label, model, {"weights": P, "config": C})."""
-    label, _, rest = text.partition("=")
-    model, *options = rest.split(",")
-    if not label or not model:
-        raise UserError(f"--entry {text!r} is not LABEL=MODEL[,weights=PATH][,config=PATH]")
-    kwargs = {}
-    for option in options:
-        key, _, value = option.partition("=")
-        if key not in ("weights", "config") or not value:
-            raise UserError(f"--entry {text!r}: unknown option {option!r}; use weights=PATH or config=PATH")
-        kwargs[key] = value
-    return label, model, kwargs
 
 
 def progress(message):
@@ -78,7 +63,7 @@ def main(argv):
     try:
         check_output_path(FLAGS.output)
         width, height = hpatches_resolution(FLAGS.resolution)
-        entries = [parse_entry(e) for e in FLAGS.entry] + [(n, n, {}) for n in OPENCV_DETECTORS]
+        entries = [parse_detector_entry(e) for e in FLAGS.entry] + [(n, n, {}) for n in OPENCV_DETECTORS]
         results = {"resolution": FLAGS.resolution, "top_k": FLAGS.top_k, "entries": {}, "sets": {}}
         for set_name in FLAGS.sets:
             root = standard_test_set(set_name, FLAGS.data_dir, progress)

@@ -30,10 +30,10 @@ from absl import app, flags
 import zippy_tf
 from zippy_tf.cli.eval_track import set_threads
 from zippy_tf.errors import UserError
-from zippy_tf.io import check_output_path, write_json
+from zippy_tf.io import check_output_path, save_figure, write_json
 from zippy_tf.tracking.datasets import load_sequences
 from zippy_tf.tracking.evaluate import (
-    NEURAL_TRACKERS, TRACKERS, build_network, evaluate, save_figure, tracker_factory,
+    NEURAL_TRACKERS, TRACKERS, build_network, evaluate, tracker_factory,
 )
 from zippy_tf.tracking.export import TRACKER_FORMATS, exported_network
 from zippy_tf.tracking.generate import write_otb_sequences

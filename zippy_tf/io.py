@@ -1,6 +1,7 @@
 """File helpers shared by every method: atomic writes, friendly reads, and compact weight files."""
 
 import contextlib
+import io
 import json
 import os
 import tempfile
@@ -46,6 +47,13 @@ def atomic_write(path, data):
     with atomic_path(path) as tmp, open(tmp, "wb" if isinstance(data, (bytes, bytearray)) else "w") as f:
         f.write(data)
     return path
+
+
+def save_figure(figure, path):
+    """Writes a matplotlib figure as PNG, atomically."""
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=120, bbox_inches="tight")
+    atomic_write(path, buffer.getvalue())
 
 
 # Compact weight files: a root attribute marks them, and each int8 kernel carries its scale and shape as attributes.
@@ -179,4 +187,4 @@ def read_json(path, what="JSON file"):
 
 
 __all__ = ["atomic_path", "atomic_write", "check_output_path", "read_json", "readable_weights", "save_compact_weights",
-           "save_float16_weights", "write_json"]
+           "save_figure", "save_float16_weights", "write_json"]

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from zippy_tf.data.hpatches import write_hpatches_like
-from zippy_tf.keypoints.evaluate import OPENCV_DETECTORS, evaluate_hpatches, make_detector
+from zippy_tf.errors import UserError
+from zippy_tf.keypoints.evaluate import OPENCV_DETECTORS, evaluate_hpatches, make_detector, parse_detector_entry
 from zippy_tf.keypoints.metrics import METRICS
 
 H, W = 120, 160
@@ -55,6 +56,21 @@ def test_opencv_detectors_share_the_code_path(hpatches, name):
     detector = make_detector(name)
     assert detector.binary == (name != "sift")
     _check_result(evaluate_hpatches(detector, hpatches, resolution=(W, H), top_k=200))
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("zp=zippypoint", ("zp", "zippypoint", {})),
+    ("x=kp2d,weights=w.h5", ("x", "kp2d", {"weights": "w.h5"})),
+    ("s=zippypoint,config=c.json,weights=w.h5", ("s", "zippypoint", {"config": "c.json", "weights": "w.h5"})),
+])
+def test_parse_detector_entry(text, expected):
+    assert parse_detector_entry(text) == expected
+
+
+@pytest.mark.parametrize("text", ["zippypoint", "=orb", "a=orb,top_k=5", "a=orb,weights="])
+def test_parse_detector_entry_refuses_malformed_entries(text):
+    with pytest.raises(UserError, match="--entry"):
+        parse_detector_entry(text)
 
 
 def test_network_detector(hpatches):

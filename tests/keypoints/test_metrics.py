@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from zippy_tf.data.homography import warp_points
-from zippy_tf.keypoints.metrics import (average, evaluate_pair, homography_correctness, in_image, matching_score,
-                                        repeatability, top_k)
+from zippy_tf.keypoints.metrics import (MMA_THRESHOLDS, average, evaluate_pair, homography_correctness, in_image,
+                                        matching_score, mean_matching_accuracy, repeatability, top_k)
 
 SHAPE = (120, 160)
 EYE = np.eye(3)
@@ -94,6 +94,24 @@ def test_scrambled_descriptors_give_known_matching_score():
     score = matching_score(_features(points, descriptors), _features(points, scrambled), EYE, SHAPE, SHAPE,
                            binary=True)
     assert score == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize("shift", [0.0, 2.0])
+def test_mean_matching_accuracy_counts_right_matches_within_each_threshold(shift):
+    """Half of image 2's descriptors rotated among themselves (wrong points, > 10 px away), all points moved by
+    ``shift`` px: the accuracy is 0 below the shift and 1/2 from it on."""
+    points, descriptors = _grid()
+    scrambled = descriptors.copy()
+    scrambled[:15] = np.roll(descriptors[:15], 1, axis=0)
+    accuracy = mean_matching_accuracy(_features(points, descriptors), _features(points + [shift, 0.0], scrambled),
+                                      EYE, SHAPE, SHAPE, binary=True)
+    assert accuracy == {eps: (0.5 if eps >= shift else 0.0) for eps in MMA_THRESHOLDS}
+
+
+def test_mean_matching_accuracy_without_matches_is_nan():
+    empty = _features(np.zeros((0, 2)), np.zeros((0, 32), np.uint8))
+    accuracy = mean_matching_accuracy(empty, empty, EYE, SHAPE, SHAPE, binary=True, thresholds=(3,))
+    assert np.isnan(accuracy[3])
 
 
 def test_float_descriptors_use_l2():

@@ -123,6 +123,22 @@ def make_detector(model, *, weights=None, resolution=(320, 240), binary=None, co
     raise UserError(f"unknown model {model!r}; choose one of: {choices}, or a path to a .tflite file")
 
 
+def parse_detector_entry(text):
+    """A benchmark's detector entry 'LABEL=MODEL[,weights=P][,config=C]' → (label, model, {"weights": P,
+    "config": C}), the keyword arguments of :func:`make_detector`."""
+    label, _, rest = text.partition("=")
+    model, *options = rest.split(",")
+    if not label or not model:
+        raise UserError(f"--entry {text!r} is not LABEL=MODEL[,weights=PATH][,config=PATH]")
+    kwargs = {}
+    for option in options:
+        key, _, value = option.partition("=")
+        if key not in ("weights", "config") or not value:
+            raise UserError(f"--entry {text!r}: unknown option {option!r}; use weights=PATH or config=PATH")
+        kwargs[key] = value
+    return label, model, kwargs
+
+
 def _flatbuffer_runner(path, shape):
     from zippy_tf.export.flatbuffer import read_flatbuffer
     from zippy_tf.export.runner import FlatbufferRunner
@@ -168,4 +184,4 @@ def evaluate_hpatches(detector, root, *, resolution=(320, 240), top_k=TOP_K, pro
 
 
 __all__ = ["NETWORK_PRESETS", "NetworkDetector", "OPENCV_DETECTORS", "OpenCVDetector", "evaluate_hpatches",
-           "make_detector"]
+           "make_detector", "parse_detector_entry"]

@@ -23,6 +23,7 @@ TOP_K = 300
 DISTANCE_THRESHOLD = 3.0
 CORRECTNESS_THRESHOLDS = (1, 3, 5)
 RANSAC_THRESHOLD, RANSAC_ITERATIONS = 3.0, 5000
+MMA_THRESHOLDS = tuple(range(1, 11))  # px, as D2-Net's HPatches plots
 METRICS = ("repeatability", "localization_error", "correctness_1", "correctness_3", "correctness_5",
            "matching_score")
 
@@ -126,6 +127,27 @@ def matching_score(features1, features2, homography, shape1, shape2, *, binary, 
     return float((forward + backward) / 2.0)
 
 
+def mean_matching_accuracy(features1, features2, homography, shape1, shape2, *, binary, k=TOP_K,
+                           thresholds=MMA_THRESHOLDS):
+    """Mean matching accuracy (D2-Net, R2D2): the fraction of mutual nearest-neighbour matches whose image-1 point,
+    projected by H, lands within ε px of its match, for each ε. Unlike the matching score it counts only the
+    matches made, and the sweep over ε tells coarse-but-right matches (a descriptor that works with imprecise
+    keypoints) from wrong ones. Keypoints are the shared-view top ``k``, as for homography correctness.
+
+    Returns:
+        {ε: fraction}, NaN for every ε when there is no match.
+    """
+    homography = np.asarray(homography, np.float64)
+    shared1 = top_k(features1, k, in_image(warp_points(features1["keypoints"], homography), shape2))
+    shared2 = top_k(features2, k, in_image(warp_points(features2["keypoints"], np.linalg.inv(homography)), shape1))
+    matches, _ = match_descriptors(shared1["descriptors"], shared2["descriptors"], binary=binary, mutual=True)
+    if len(matches) == 0:
+        return {eps: float("nan") for eps in thresholds}
+    error = np.linalg.norm(warp_points(shared1["keypoints"][matches[:, 0]], homography)
+                           - shared2["keypoints"][matches[:, 1]], axis=1)
+    return {eps: float(np.mean(error <= eps)) for eps in thresholds}
+
+
 def evaluate_pair(features1, features2, homography, shape1, shape2, *, binary, k=TOP_K):
     """All HPatches metrics of one pair, as a dict keyed by :data:`METRICS`."""
     rep, loc = repeatability(features1, features2, homography, shape1, shape2, k=k)
@@ -144,5 +166,5 @@ def average(per_pair):
             for name in METRICS}
 
 
-__all__ = ["METRICS", "TOP_K", "average", "evaluate_pair", "homography_correctness", "in_image", "matching_score",
-           "repeatability", "top_k"]
+__all__ = ["METRICS", "MMA_THRESHOLDS", "TOP_K", "average", "evaluate_pair", "homography_correctness", "in_image",
+           "matching_score", "mean_matching_accuracy", "repeatability", "top_k"]

@@ -6,14 +6,13 @@ as the first prediction, as the toolkits do), and the timer covers each ``update
 post-processing included.
 """
 
-import io
 import os
 import time
 
 import numpy as np
 
 from zippy_tf.errors import UserError
-from zippy_tf.io import atomic_write
+from zippy_tf.io import save_figure
 from zippy_tf.tracking.metrics import PRECISION_THRESHOLDS, SUCCESS_THRESHOLDS, sequence_curves, summarize
 from zippy_tf.tracking.opencv_trackers import OPENCV_TRACKERS, OpenCVTracker
 
@@ -123,13 +122,6 @@ def evaluate(sequences, make_tracker, progress=None):
     return scores, {"success_curve": summary["success_curve"], "precision_curve": summary["precision_curve"]}
 
 
-def save_figure(figure, path):
-    """Writes a matplotlib figure as PNG, atomically."""
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=120, bbox_inches="tight")
-    atomic_write(path, buffer.getvalue())
-
-
 def plot_curves(results, folder):
     """Writes ``success.png`` and ``precision.png`` (OTB style) to ``folder``.
 
@@ -163,6 +155,6 @@ def plot_curves(results, folder):
 
 
 __all__ = [
-    "NEURAL_TRACKERS", "TRACKERS", "build_network", "evaluate", "plot_curves", "save_figure", "track_sequence",
+    "NEURAL_TRACKERS", "TRACKERS", "build_network", "evaluate", "plot_curves", "track_sequence",
     "tracker_factory",
 ]
