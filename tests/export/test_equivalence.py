@@ -104,12 +104,13 @@ def _own_descriptor_is_nearest(out, ref, k=64):
     return float(np.mean(shares))
 
 
-# ZippyPoint's descriptors are trained with semi-hard negatives and spread out, so more of their logits sit near
-# the top-k boundary and int8 rounding swaps a few of the 64 ones (96 % of bits agree); the exported network still
-# scores like Keras on HPatches (models/zippypoint/card.md). The other two were trained with hardest negatives, their
+# ZippyPoint's and KP2D's descriptors are trained with semi-hard negatives and spread out, so more of their logits
+# sit near the top-k boundary and int8 rounding swaps a few of the 64 ones (measured 96 % / 98 % of bits agree,
+# each exported descriptor nearest its own Keras one for 88 % / 98 % of points); the exported ZippyPoint still
+# scores like Keras on HPatches (models/zippypoint/card.md). ZippyPoint-Int8 was trained with hardest negatives, its
 # descriptors nearly collapsed: bits agree closely, but a descriptor barely identifies its point, so no nearest check.
 @pytest.mark.parametrize("name,fmt,min_bits,min_nearest", [
-    ("zippypoint", "lce", 0.95, 0.8), ("zippypoint-int8", "int8", 0.98, None), ("kp2d", "int8", 0.98, None),
+    ("zippypoint", "lce", 0.95, 0.8), ("zippypoint-int8", "int8", 0.98, None), ("kp2d", "int8", 0.97, 0.9),
 ])
 def test_shipped_weights_flatbuffers_agree_with_keras(name, fmt, min_bits, min_nearest):
     """The trained weights in models/ survive export: the descriptor bits, the points they identify and the score
