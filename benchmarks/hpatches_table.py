@@ -23,6 +23,7 @@ import sys
 from absl import app, flags
 
 import zippy_tf  # noqa: F401  (selects Keras 2 before TensorFlow is imported)
+from zippy_tf.cli.common import progress
 from zippy_tf.cli.eval_hpatches import hpatches_resolution
 from zippy_tf.data.hpatches import STANDARD_TEST_SETS, standard_test_set
 from zippy_tf.errors import UserError
@@ -40,10 +41,6 @@ flags.DEFINE_string("output", "benchmarks/results/hpatches_table.json", "JSON re
 
 COLUMNS = ("repeatability", "localization_error", "correctness_1", "correctness_3", "correctness_5",
            "matching_score")
-
-
-def progress(message):
-    print(message, file=sys.stderr, flush=True)
 
 
 def markdown(results):

@@ -24,6 +24,7 @@ import numpy as np
 from absl import app, flags
 
 import zippy_tf  # noqa: F401  (selects Keras 2 before TensorFlow is imported)
+from zippy_tf.cli.common import progress
 from zippy_tf.cli.eval_hpatches import hpatches_resolution
 from zippy_tf.data.hpatches import list_sequences, load_sequence, standard_test_set
 from zippy_tf.errors import UserError
@@ -40,10 +41,6 @@ flags.DEFINE_string("resolution", "320x240", "WIDTHxHEIGHT of the protocol")
 flags.DEFINE_string("output", "benchmarks/results/keypoint_localization.json", "JSON result (the plot goes to .png)")
 
 KINDS = {"v_": "viewpoint", "i_": "illumination"}
-
-
-def progress(message):
-    print(message, file=sys.stderr, flush=True)
 
 
 def sweep(detector, root, resolution):
