@@ -27,6 +27,7 @@ from absl import app, flags
 
 import zippy_tf
 from zippy_tf._compat import keras, tf
+from zippy_tf.cli.common import progress
 from zippy_tf.export import convert
 from zippy_tf.export.latency import time_interleaved
 from zippy_tf.export.runner import FlatbufferRunner
@@ -48,10 +49,6 @@ flags.DEFINE_string("output", "benchmarks/results/exemplar_vs_attention.json", "
 flags.DEFINE_string("plot", "benchmarks/results/exemplar_vs_attention.png", "bar plot")
 
 KERNEL_SIZE, NUM_EXEMPLARS, NUM_HEADS, FFN_DIM = 3, 4, 8, 1024
-
-
-def progress(message):
-    print(message, file=sys.stderr, flush=True)
 
 
 def _residual(attention):

@@ -21,6 +21,7 @@ from absl import app, flags
 import zippy_tf  # noqa: F401  (selects Keras 2 before TensorFlow is imported)
 import numpy as np
 
+from zippy_tf.cli.common import progress
 from zippy_tf.data.hpatches import STANDARD_TEST_SETS, standard_test_set
 from zippy_tf.errors import UserError
 from zippy_tf.export import FlatbufferRunner, convert
@@ -40,10 +41,6 @@ flags.DEFINE_string("output", "benchmarks/results/search_comparison.json", "JSON
 
 HEIGHT, WIDTH = 240, 320
 METRICS = ("repeatability", "localization_error", "correctness_3", "matching_score")
-
-
-def progress(message):
-    print(message, file=sys.stderr, flush=True)
 
 
 def parse_entry(text):

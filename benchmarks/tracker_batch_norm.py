@@ -19,13 +19,13 @@ the per-branch split) and ``tracker_batch_norm_finetuned.json`` (the shipped wei
 """
 
 import os
-import sys
 import tempfile
 import time
 
 from absl import app, flags
 
 import zippy_tf  # noqa: F401  (sets up Keras 2 before TensorFlow is imported)
+from zippy_tf.cli.common import progress
 from zippy_tf.cli.eval_track import set_threads
 from zippy_tf.io import check_output_path, write_json
 from zippy_tf.tracking.datasets import load_sequences
@@ -46,10 +46,6 @@ flags.DEFINE_integer("threads", 1, "CPU threads")
 flags.DEFINE_string("output", "benchmarks/results/tracker_batch_norm.json", "JSON result")
 
 BATCH = 8
-
-
-def progress(message):
-    print(message, file=sys.stderr, flush=True)
 
 
 def held_out_losses(trainer, batches):

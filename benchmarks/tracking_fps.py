@@ -28,6 +28,7 @@ import tempfile
 from absl import app, flags
 
 import zippy_tf
+from zippy_tf.cli.common import progress
 from zippy_tf.cli.eval_track import set_threads
 from zippy_tf.errors import UserError
 from zippy_tf.io import check_output_path, save_figure, write_json
@@ -58,10 +59,6 @@ def tf_version():
     from zippy_tf._compat import tf
 
     return tf.__version__
-
-
-def progress(message):
-    print(message, file=sys.stderr, flush=True)
 
 
 def load_network(name):
