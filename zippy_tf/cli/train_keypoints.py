@@ -28,6 +28,8 @@ def define_flags(fv):
     flags.DEFINE_enum("negatives", "hardest", ["hardest", "semi_hard"], "negative of the descriptor triplet loss: "
                       "hardest (KP2D) or semi_hard (the closest one farther than the positive; keeps the descriptors "
                       "from collapsing, learns faster in short runs)", flag_values=fv)
+    flags.DEFINE_float("teacher_weight", 0.0, "weight of a Shi-Tomasi corner teacher for the score and location heads "
+                       "(not KP2D's; see zippy_tf.keypoints.teacher): 0 = off", lower_bound=0.0, flag_values=fv)
 
 
 def main(fv, args, name):
@@ -59,7 +61,8 @@ def main(fv, args, name):
         if fv.weights is not None:
             raise UserError("pass --weights (same architecture) or --init_from (matching layers), not both")
         load_matching_layers(network, fv.init_from)
-    trainer = KeypointTrainer(network, binary_descriptors=name != "kp2d", with_io=fv.io_net, negatives=fv.negatives)
+    trainer = KeypointTrainer(network, binary_descriptors=name != "kp2d", with_io=fv.io_net, negatives=fv.negatives,
+                              teacher_weight=fv.teacher_weight)
     trainer.compile(optimizer=keras.optimizers.Adam(fv.learning_rate))
     os.makedirs(output, exist_ok=True)
     progress(f"training {name} on {fv.data} at {width}x{height}, batch {fv.batch_size}, into {output}")

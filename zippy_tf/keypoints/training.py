@@ -19,8 +19,10 @@ from zippy_tf.io import atomic_path, write_json
 from zippy_tf.keypoints.losses import (
     KP2D_LOSS_WEIGHTS, NEGATIVES, L2Distance, SoftHammingDistance, inlier_net, kp2d_losses,
 )
+from zippy_tf.keypoints.teacher import teacher_losses, warped_cell_mask
 
 LOSS_TERMS = tuple(KP2D_LOSS_WEIGHTS)
+TEACHER_TERMS = ("teacher_location", "teacher_score")
 
 
 def kp2d_learning_rate(epoch, initial=1e-3, halve_every=10):
@@ -58,6 +60,8 @@ class KeypointTrainer(Trainer):
             descriptors; see :func:`~zippy_tf.keypoints.losses.descriptor_triplet_loss`).
         sync_batch_norm: switch the network's BN layers (in place) to global-batch statistics; default: when
             the current strategy has several replicas.
+        teacher_weight: weight of the Shi-Tomasi corner teacher of the score and location heads
+            (:mod:`zippy_tf.keypoints.teacher`, not part of KP2D); 0 trains with the KP2D losses only.
 
     Example:
         >>> with strategy.scope():
@@ -72,7 +76,7 @@ class KeypointTrainer(Trainer):
     """
 
     def __init__(self, network, *, binary_descriptors, k=64, with_io=True, negatives="hardest", sync_batch_norm=None,
-                 **kwargs):
+                 teacher_weight=0.0, **kwargs):
         super().__init__(name=kwargs.pop("name", f"{network.name}_trainer"), **kwargs)
         self.network = network
         self.binary_descriptors = bool(binary_descriptors)
@@ -80,6 +84,10 @@ class KeypointTrainer(Trainer):
         if negatives not in NEGATIVES:
             raise UserError(f"negatives must be one of {NEGATIVES}, got {negatives!r}")
         self.negatives = negatives
+        if teacher_weight < 0:
+            raise UserError(f"teacher_weight must be >= 0, got {teacher_weight}")
+        self.teacher_weight = float(teacher_weight)
+        self.loss_terms = LOSS_TERMS + (TEACHER_TERMS if self.teacher_weight else ())
         self.io_net = inlier_net() if with_io else None
         self.distance = SoftHammingDistance(k) if binary_descriptors else L2Distance()
         if sync_batch_norm is None:
@@ -89,7 +97,7 @@ class KeypointTrainer(Trainer):
                 if model is not None:
                     synchronize_batch_norm(model)
         self.trackers = {name: keras.metrics.Mean(name=name)
-                         for name in ("loss", *(f"{t}_loss" for t in LOSS_TERMS), "descriptor_recall")}
+                         for name in ("loss", *(f"{t}_loss" for t in self.loss_terms), "descriptor_recall")}
 
     @property
     def metrics(self):
@@ -111,11 +119,18 @@ class KeypointTrainer(Trainer):
         terms = kp2d_losses(source, target, pair["homography"], self._image_size(pair["source"]), self.distance,
                             self.io_net, training=training, negatives=self.negatives)
         terms["total"] = tf.add_n([KP2D_LOSS_WEIGHTS[t] * terms[t] for t in LOSS_TERMS])
+        if self.teacher_weight:
+            # Source cells outside the warped-in image content have no corners worth teaching.
+            valid = warped_cell_mask(pair["homography"], tf.shape(source["score"]), self._image_size(pair["source"]))
+            taught = (teacher_losses(source, pair["source"], valid), teacher_losses(target, pair["target"]))
+            for t in TEACHER_TERMS:
+                terms[t] = 0.5 * (taught[0][t] + taught[1][t])
+            terms["total"] += self.teacher_weight * tf.add_n([terms[t] for t in TEACHER_TERMS])
         return terms
 
     def _update_metrics(self, terms):
         self.trackers["loss"].update_state(terms["total"])
-        for t in LOSS_TERMS:
+        for t in self.loss_terms:
             self.trackers[f"{t}_loss"].update_state(terms[t])
         self.trackers["descriptor_recall"].update_state(terms["descriptor_recall"])
         return {name: tracker.result() for name, tracker in self.trackers.items()}
