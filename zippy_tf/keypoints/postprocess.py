@@ -80,9 +80,14 @@ def describe(dense, image_size, *, top_k=None, binary=True, k=64):
     float descriptors are L2-normalised (KP2D).
     """
     keypoints, scores = select_keypoints(dense["score"], dense["location"], top_k)
-    logits = sample_descriptors(tf.convert_to_tensor(dense["descriptor"], tf.float32), keypoints, image_size)
-    descriptors = pack_bits(top_k_binarize(logits, k)) if binary else tf.math.l2_normalize(logits, axis=-1)
+    descriptors = describe_at(dense["descriptor"], keypoints, image_size, binary=binary, k=k)
     return {"keypoints": keypoints, "scores": scores, "descriptors": descriptors}
 
 
-__all__ = ["describe", "pack_bits", "pad_image", "sample_descriptors", "select_keypoints"]
+def describe_at(descriptor_map, keypoints, image_size, *, binary=True, k=64):
+    """The deployed descriptors at any pixel keypoints (B, N, 2): packed hard Bin.Norm or L2-normalised floats."""
+    logits = sample_descriptors(tf.convert_to_tensor(descriptor_map, tf.float32), keypoints, image_size)
+    return pack_bits(top_k_binarize(logits, k)) if binary else tf.math.l2_normalize(logits, axis=-1)
+
+
+__all__ = ["describe", "describe_at", "pack_bits", "pad_image", "sample_descriptors", "select_keypoints"]
