@@ -87,14 +87,13 @@ def main(argv):
     del argv
     try:
         check_output_path(FLAGS.output)
-        width, height = hpatches_resolution(FLAGS.resolution)
+        resolution, orb = hpatches_resolution(FLAGS.resolution), OpenCVDetector("orb")
         root = standard_test_set("generated", FLAGS.data_dir, progress)
-        orb = OpenCVDetector("orb")
         results = {"resolution": FLAGS.resolution, "top_k": TOP_K, "test_set": "generated",
-                   "baseline": {"orb": summary(evaluate_hpatches(orb, root, resolution=(width, height)))},
+                   "baseline": {"orb": summary(evaluate_hpatches(orb, root, resolution=resolution))},
                    "networks": {}}
         for label, model, kwargs in map(parse_detector_entry, FLAGS.entry):
-            detector = make_detector(model, resolution=(width, height), **kwargs)
+            detector = make_detector(model, resolution=resolution, **kwargs)
             if not isinstance(detector, NetworkDetector):
                 raise UserError(f"--entry {label}={model}: keypoint swapping needs a network, not an OpenCV detector")
             rows = {"model": model, **kwargs}
@@ -102,7 +101,7 @@ def main(argv):
                         "corner_cells": SwappedKeypoints(detector, corner_cells, True)}
             for name, variant in variants.items():
                 progress(f"{label}: {name}")
-                rows[name] = summary(evaluate_hpatches(variant, root, resolution=(width, height)))
+                rows[name] = summary(evaluate_hpatches(variant, root, resolution=resolution))
             results["networks"][label] = rows
     except UserError as e:
         sys.exit(f"keypoint_swap: error: {e}")
