@@ -107,12 +107,12 @@ def main(argv):
         sys.exit(f"keypoint_swap: error: {e}")
     write_json(FLAGS.output, results)
     base = results["baseline"]["orb"]
-    print(f"{'orb':>28}: c@3 {base['correctness_3']:.3f} MS {base['matching_score']:.3f} "
+    print(f"{'orb':>32}: c@3 {base['correctness_3']:.3f} MS {base['matching_score']:.3f} "
           f"(viewpoint c@3 {base['viewpoint']['correctness_3']:.3f})")
     for label, rows in results["networks"].items():
         for name in ("own", "orb_keypoints", "corner_cells"):
             r = rows[name]
-            print(f"{label + ' ' + name:>28}: c@3 {r['correctness_3']:.3f} MS {r['matching_score']:.3f} "
+            print(f"{label + ' ' + name:>32}: c@3 {r['correctness_3']:.3f} MS {r['matching_score']:.3f} "
                   f"(viewpoint c@3 {r['viewpoint']['correctness_3']:.3f})")
 
 
