@@ -107,12 +107,17 @@ def _own_descriptor_is_nearest(out, ref, k=64):
 # ZippyPoint's and KP2D's descriptors are trained with semi-hard negatives and spread out, so more of their logits
 # sit near the top-k boundary and int8 rounding swaps a few of the 64 ones (measured 96 % / 98 % of bits agree,
 # each exported descriptor nearest its own Keras one for 88 % / 98 % of points); the exported ZippyPoint still
-# scores like Keras on HPatches (models/zippypoint/card.md). ZippyPoint-Int8 was trained with hardest negatives, its
-# descriptors nearly collapsed: bits agree closely, but a descriptor barely identifies its point, so no nearest check.
-@pytest.mark.parametrize("name,fmt,min_bits,min_nearest", [
-    ("zippypoint", "lce", 0.95, 0.8), ("zippypoint-int8", "int8", 0.98, None), ("kp2d", "int8", 0.97, 0.9),
+# scores like Keras on HPatches (models/zippypoint/card.md). ZippyPoint-Int8's descriptors are still weak (hardest
+# negatives, then 120 semi-hard steps with the corner teacher: training recall 0.05): bits agree closely, but a
+# descriptor barely identifies its point, so no nearest check.
+# ZippyPoint's and KP2D's score heads were trained with the corner teacher (zippy_tf.keypoints.teacher) towards
+# per-cell ranks, so their scores spread over [0, 1] instead of clustering: the same int8 rounding costs more in
+# absolute terms (mean |Δscore| 0.013 / 0.0105) while the ranking holds (correlation 0.997 / 0.999).
+@pytest.mark.parametrize("name,fmt,min_bits,min_nearest,max_score_error", [
+    ("zippypoint", "lce", 0.95, 0.8, 0.02), ("zippypoint-int8", "int8", 0.98, None, 0.01),
+    ("kp2d", "int8", 0.97, 0.9, 0.02),
 ])
-def test_shipped_weights_flatbuffers_agree_with_keras(name, fmt, min_bits, min_nearest):
+def test_shipped_weights_flatbuffers_agree_with_keras(name, fmt, min_bits, min_nearest, max_score_error):
     """The trained weights in models/ survive export: the descriptor bits, the points they identify and the score
     map agree."""
     from zippy_tf.data.photos import calibration_images
@@ -121,7 +126,7 @@ def test_shipped_weights_flatbuffers_agree_with_keras(name, fmt, min_bits, min_n
     x = calibration_images(120, 160, 12)[8:]  # photos the int8 calibration (the first 8) did not see
     out, ref = FlatbufferRunner(convert(model, fmt))(x), model(x)
     bits, corr, mad = _agreement(out, ref)
-    assert bits >= min_bits and corr >= 0.85 and mad <= 0.01, (bits, corr, mad)
+    assert bits >= min_bits and corr >= 0.85 and mad <= max_score_error, (bits, corr, mad)
     if min_nearest is not None:
         assert _own_descriptor_is_nearest(out, ref) >= min_nearest
 
