@@ -30,7 +30,7 @@ from zippy_tf.keypoints.evaluate import (
     NetworkDetector, OpenCVDetector, evaluate_hpatches, make_detector, parse_detector_entry,
 )
 from zippy_tf.keypoints.metrics import TOP_K
-from zippy_tf.keypoints.postprocess import describe_at, pad_image
+from zippy_tf.keypoints.postprocess import pad_image
 from zippy_tf.keypoints.teacher import cell_teacher
 
 FLAGS = flags.FLAGS
@@ -68,12 +68,9 @@ class SwappedKeypoints:
     def __call__(self, image):
         padded, (top, left) = pad_image(image)
         points, scores = self.keypoints(image, padded)
-        offset = np.array([left, top], np.float32)
-        in_padded = np.asarray(points, np.float32) + (0 if self.in_padded_pixels else offset)
-        dense = self.detector.model.network(padded[None])
-        descriptors = describe_at(dense["descriptor"], in_padded[None], padded.shape[:2], binary=self.binary)
-        return {"keypoints": in_padded - offset, "scores": np.asarray(scores),
-                "descriptors": np.asarray(descriptors)[0]}
+        points = np.asarray(points, np.float32) - (np.array([left, top], np.float32) if self.in_padded_pixels else 0)
+        return {"keypoints": points, "scores": np.asarray(scores),
+                "descriptors": self.detector.describe_points(image, points)}
 
 
 def summary(result):

@@ -63,6 +63,17 @@ def test_kp2d_detector_gives_unit_float_descriptors(photos):
     np.testing.assert_allclose(np.linalg.norm(out["descriptors"], axis=-1), 1.0, atol=1e-5)
 
 
+@pytest.mark.parametrize("binary", [True, False])
+def test_describe_points_at_the_networks_own_keypoints_gives_its_descriptors(photos, binary):
+    detector = ZippyPoint(kp2d_baseline(input_shape=(None, None, 3)), top_k=30, binary=binary)
+    out = detector.detect(photos[0, :61, :90])  # padded: the keypoints are shifted back to the image's pixels
+    described = detector.describe_points(photos[0, :61, :90], out["keypoints"])
+    if binary:
+        np.testing.assert_array_equal(described, out["descriptors"])
+    else:
+        np.testing.assert_allclose(described, out["descriptors"], atol=1e-5)
+
+
 @pytest.mark.parametrize("shape,message", [((61, 96, 3), "use .detect"), ((1, 60, 96, 3), "multiple of 8"),
                                            ((1, 64, 96, 1), "use .detect")])
 def test_detector_rejects_bad_image_shapes(shape, message):

@@ -4,7 +4,7 @@ import numpy as np
 
 from zippy_tf._compat import keras, tf
 from zippy_tf.errors import UserError
-from zippy_tf.keypoints.postprocess import describe, pad_image
+from zippy_tf.keypoints.postprocess import describe, describe_at, pad_image
 
 
 class ZippyPoint(keras.Model):
@@ -38,9 +38,11 @@ class ZippyPoint(keras.Model):
         if any(d is not None and d % 8 for d in shape[1:3]):
             raise UserError(f"image size {shape[1]}x{shape[2]} is not a multiple of 8; pad it with "
                             "zippy_tf.keypoints.postprocess.pad_image or call .detect(image), which pads")
-        dense = self.network(images, training=False) if isinstance(self.network, keras.Model) else self.network(
+        return describe(self._dense(images), tf.shape(images)[1:3], top_k=self.top_k, binary=self.binary, k=self.k)
+
+    def _dense(self, images):
+        return self.network(images, training=False) if isinstance(self.network, keras.Model) else self.network(
             images)
-        return describe(dense, tf.shape(images)[1:3], top_k=self.top_k, binary=self.binary, k=self.k)
 
     def detect(self, image):
         """One (H, W, 3) image of any size → numpy dict of keypoints in the image's own pixel coordinates."""
@@ -49,6 +51,14 @@ class ZippyPoint(keras.Model):
         out["keypoints"] = out["keypoints"] - np.array([left, top], np.float32)
         keep = out["scores"] > 0  # border cells are masked to zero
         return {key: v[keep] for key, v in out.items()}
+
+    def describe_points(self, image, keypoints):
+        """Descriptors of given (N, 2) pixel keypoints x, y of one (H, W, 3) image, like ``cv2.Feature2D.compute``:
+        pairs this network's descriptors with another detector's keypoints."""
+        padded, (top, left) = pad_image(image)
+        points = np.asarray(keypoints, np.float32).reshape(1, -1, 2) + np.array([left, top], np.float32)
+        dense = self._dense(padded[None])
+        return np.asarray(describe_at(dense["descriptor"], points, padded.shape[:2], binary=self.binary, k=self.k))[0]
 
 
 __all__ = ["ZippyPoint"]

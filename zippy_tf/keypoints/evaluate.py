@@ -81,6 +81,10 @@ class NetworkDetector:
     def __call__(self, image):
         return self.model.detect(image)
 
+    def describe_points(self, image, keypoints):
+        """This network's descriptors at another detector's (N, 2) keypoints of ``image``."""
+        return self.model.describe_points(image, keypoints)
+
 
 def _padded(size):
     return -(-size // 8) * 8

@@ -114,11 +114,11 @@ def _flat(score, location):
     return tf.reshape(score, [batch, -1]), tf.reshape(location, [batch, -1, 2])
 
 
-def _inner_cells(score):
-    """(B, N) 1 for cells off the border ring (the network zeroes scores there), else 0."""
+def inner_cell_mask(score):
+    """(1, Hc, Wc) 1 for cells off the border ring (the network zeroes scores there), else 0; ``score`` is
+    (B, Hc, Wc[, 1])."""
     shape = tf.shape(score)
-    inner = tf.pad(tf.ones(shape[1:3] - 2), [[1, 1], [1, 1]])
-    return tf.tile(tf.reshape(inner, [1, -1]), [shape[0], 1])
+    return tf.pad(tf.ones(shape[1:3] - 2), [[1, 1], [1, 1]])[None]
 
 
 class PairGeometry:
@@ -141,7 +141,7 @@ class PairGeometry:
         self.warped = warp_points(self.source_points, tf.cast(homography, tf.float32))
         x, y = self.warped[..., 0], self.warped[..., 1]
         inside = (x > 0.0) & (x < w - 1.0) & (y > 0.0) & (y < h - 1.0)
-        self.valid = _inner_cells(source["score"]) * tf.cast(inside, tf.float32)
+        self.valid = tf.reshape(inner_cell_mask(source["score"]), [1, -1]) * tf.cast(inside, tf.float32)
         offsets = self.warped[:, :, None, :] - self.target_points[:, None, :, :]
         distances = tf.sqrt(tf.maximum(tf.reduce_sum(tf.square(offsets), -1), 1e-12))
         self.nearest = tf.argmin(distances, axis=-1, output_type=tf.int32)
@@ -312,6 +312,6 @@ def kp2d_losses(source, target, homography, image_size, distance, io_net=None, *
 
 __all__ = [
     "KP2D_LOSS_WEIGHTS", "InstanceNormalization", "L2Distance", "PairGeometry", "SoftHammingDistance",
-    "descriptor_triplet_loss", "inlier_net", "kp2d_losses", "location_loss", "masked_mean", "outlier_loss",
-    "sample_at", "score_consistency_loss", "score_loss", "to_unit_square", "warp_points",
+    "descriptor_triplet_loss", "inlier_net", "inner_cell_mask", "kp2d_losses", "location_loss", "masked_mean",
+    "outlier_loss", "sample_at", "score_consistency_loss", "score_loss", "to_unit_square", "warp_points",
 ]

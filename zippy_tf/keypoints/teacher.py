@@ -16,7 +16,7 @@ $M = \sum_{w} \nabla I \nabla I^\top$ over a ``block_size`` window, with 3×3 So
 """
 
 from zippy_tf._compat import tf
-from zippy_tf.keypoints.losses import warp_points
+from zippy_tf.keypoints.losses import inner_cell_mask, warp_points
 
 CELL = 8
 BGR_TO_GREY = (0.114, 0.587, 0.299)  # OpenCV's BGR → grey weights
@@ -73,8 +73,7 @@ def teacher_losses(dense, images, valid=None, *, top_fraction=0.5):
         images: the (B, H, W, 3) BGR images the network saw.
     """
     target = cell_teacher(images)  # integer positions and ranks: no gradient flows into the target
-    shape = tf.shape(target["rank"])
-    inner = tf.pad(tf.ones(shape[1:3] - 2), [[1, 1], [1, 1]])[None]
+    inner = inner_cell_mask(target["rank"])
     mask = inner if valid is None else inner * tf.cast(valid, tf.float32)
     strong = mask * tf.cast(target["rank"] >= 1.0 - top_fraction, tf.float32)
     distance = tf.norm(dense["location"] - target["location"], axis=-1)
