@@ -1,6 +1,6 @@
 """Training and evaluation under MirroredStrategy on two logical CPUs match the same steps on one device.
 
-KP2D (float) must match: the first step to float precision, the second step and the size of the SGD updates
+KP2D (float), with and without the corner teacher, must match: the first step to float precision, the second step and the size of the SGD updates
 closely. ZippyPoint's training forward cannot: its sign activations and 8-bit rounding turn the last-bit
 differences of all-reduced batch-norm statistics into different bits (fused and non-fused batch norm already
 disagree by several per cent on one device), so for ZippyPoint the loss reduction is checked on evaluation (moving
@@ -32,10 +32,11 @@ single = tf.distribute.OneDeviceStrategy("/cpu:0")
 mirrored = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
 
 
-def trainer(strategy, builder, binary, initial=None):
+def trainer(strategy, builder, binary, initial=None, **options):
     keras.utils.set_random_seed(0)
     with strategy.scope():
-        model = KeypointTrainer(builder(input_shape=(64, 64, 3)), binary_descriptors=binary, sync_batch_norm=True)
+        model = KeypointTrainer(builder(input_shape=(64, 64, 3)), binary_descriptors=binary, sync_batch_norm=True,
+                                **options)
         # plain SGD: a wrongly scaled loss changes the update (Adam would hide it)
         model.compile(optimizer=keras.optimizers.SGD(1e-3))
     if initial is not None:
@@ -52,12 +53,17 @@ def two_steps(model):
 
 kp2d = trainer(single, kp2d_baseline, False)
 initial = kp2d.get_weights()
+teacher = trainer(single, kp2d_baseline, False, teacher_weight=1.0)
+teacher_initial = teacher.get_weights()
 zp = trainer(single, zippypoint, True)
 zp_initial = zp.get_weights()
 result = {
     "replicas": [single.num_replicas_in_sync, mirrored.num_replicas_in_sync],
     "kp2d_single": two_steps(kp2d),
     "kp2d_mirrored": two_steps(trainer(mirrored, kp2d_baseline, False, initial)),
+    "teacher_single": two_steps(teacher),
+    "teacher_mirrored": two_steps(trainer(mirrored, kp2d_baseline, False, teacher_initial,
+                                         teacher_weight=1.0)),
     "zippypoint_eval_single": zp.evaluate(pairs, steps=1, verbose=0, return_dict=True),
     "zippypoint_mirrored": trainer(mirrored, zippypoint, True, zp_initial),
 }
@@ -84,8 +90,11 @@ def assert_same_metrics(mirrored, single, rtol=1e-4):
         np.testing.assert_allclose(mirrored[key], value, rtol=rtol, atol=rtol / 10, err_msg=key)
 
 
-def test_kp2d_two_training_steps_match_one_device(runs):
-    single, mirrored = runs["kp2d_single"], runs["kp2d_mirrored"]
+@pytest.mark.parametrize("run", ["kp2d", "teacher"])
+def test_kp2d_two_training_steps_match_one_device(runs, run):
+    single, mirrored = runs[f"{run}_single"], runs[f"{run}_mirrored"]
+    if run == "teacher":  # the corner teacher's terms are reduced like the KP2D losses
+        assert {"teacher_location_loss", "teacher_score_loss"} <= set(single["history"])
     first = {key: values[0] for key, values in single["history"].items()}
     assert_same_metrics({key: values[0] for key, values in mirrored["history"].items()}, first)
     # After one update, last-bit differences (all-reduce order) can move a point across a loss's 4-px threshold,
