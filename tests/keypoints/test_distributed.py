@@ -1,10 +1,10 @@
 """Training and evaluation under MirroredStrategy on two logical CPUs match the same steps on one device.
 
 KP2D (float), with and without the corner teacher, must match: the first step to float precision, the second step
-and the size of the SGD updates closely. ZippyPoint's training forward cannot: its sign activations and 8-bit rounding turn the last-bit
-differences of all-reduced batch-norm statistics into different bits (fused and non-fused batch norm already
-disagree by several per cent on one device), so for ZippyPoint the loss reduction is checked on evaluation (moving
-statistics, no cross-replica op in the forward) and two training steps must run with finite losses.
+and the size of the SGD updates closely. ZippyPoint's training forward cannot: its sign activations and 8-bit
+rounding turn the last-bit differences of all-reduced batch-norm statistics into different bits (fused and non-fused
+batch norm already disagree by several per cent on one device), so for ZippyPoint the loss reduction is checked on
+evaluation (moving statistics, no cross-replica op in the forward) and two training steps must run with finite losses.
 """
 
 import json
