@@ -27,3 +27,10 @@ def photo_pairs(batch=2, height=64, width=64, seed=0, identity=False):
         homographies.append(h)
     return {"source": np.stack(sources), "target": np.stack(targets),
             "homography": np.stack(homographies).astype(np.float32)}
+
+
+def grey_photo(seed=0, height=64, width=96):
+    """An (H, W) uint8 photo and the same as a 3-channel BGR float batch of one."""
+    grey = cv2.cvtColor(photo_pairs(batch=1, height=height, width=width, seed=seed)["target"][0].astype(np.uint8),
+                        cv2.COLOR_BGR2GRAY)
+    return grey, np.repeat(grey[None, ..., None], 3, -1).astype(np.float32)

@@ -6,6 +6,7 @@ import shutil
 import subprocess
 import sys
 
+import cv2
 import numpy as np
 import pytest
 
@@ -62,12 +63,14 @@ def test_opencv_detectors_share_the_code_path(hpatches, name):
     ("zp=zippypoint", ("zp", "zippypoint", {})),
     ("x=kp2d,weights=w.h5", ("x", "kp2d", {"weights": "w.h5"})),
     ("s=zippypoint,config=c.json,weights=w.h5", ("s", "zippypoint", {"config": "c.json", "weights": "w.h5"})),
+    ("r=kp2d,refine=4", ("r", "kp2d", {"refine_radius": 4})),
 ])
 def test_parse_detector_entry(text, expected):
     assert parse_detector_entry(text) == expected
 
 
-@pytest.mark.parametrize("text", ["zippypoint", "=orb", "a=orb,top_k=5", "a=orb,weights="])
+@pytest.mark.parametrize("text", ["zippypoint", "=orb", "a=orb,top_k=5", "a=orb,weights=",
+                                  "a=kp2d,refine=half"])
 def test_parse_detector_entry_refuses_malformed_entries(text):
     with pytest.raises(UserError, match="--entry"):
         parse_detector_entry(text)
@@ -123,6 +126,24 @@ def test_eval_tflite_cli(hpatches, tmp_path):
     assert wrong.returncode == 2 and "--resolution 64x48" in wrong.stderr
 
 
+def test_a_flatbuffer_detector_refines_its_keypoints(hpatches, tmp_path):
+    """--refine_radius is post-processing on the image, so a flatbuffer's keypoints move as a Keras network's do."""
+    from zippy_tf.keypoints.corners import refine_to_corners
+    from zippy_tf.keypoints.postprocess import pad_image
+
+    flatbuffer = _tiny_flatbuffer(tmp_path / "tiny.tflite", 48, 64)
+    image = cv2_resized(os.path.join(hpatches, sorted(os.listdir(hpatches))[1], "1.ppm"), 64, 48)
+    plain = make_detector(flatbuffer, resolution=(64, 48))(image)
+    refined = make_detector(flatbuffer, resolution=(64, 48), refine_radius=4)(image)
+    expected = refine_to_corners(pad_image(image)[0][None], plain["keypoints"][None], 4).numpy()[0]
+    np.testing.assert_array_equal(refined["keypoints"], expected)
+    assert np.abs(refined["keypoints"] - plain["keypoints"]).max() > 0  # the cell centres moved onto corners
+
+
+def cv2_resized(path, width, height):
+    return cv2.resize(cv2.imread(path), (width, height), interpolation=cv2.INTER_AREA)
+
+
 def run_in_process(capsys, *args):
     """The CLI entry point without a new interpreter (bad input fails before any heavy work)."""
     from zippy_tf.cli.main import main
@@ -154,6 +175,8 @@ def test_eval_bad_input(hpatches, tmp_path, capsys):
                           "--resolution=big", f"--output={output}")
     _assert_clean_failure(capsys, output, "--config applies", "eval", "hpatches", f"--data={hpatches}",
                           "--model=kp2d", f"--config={tmp_path / 'c.json'}", f"--output={output}")
+    _assert_clean_failure(capsys, output, "--refine_radius applies to networks", "eval", "hpatches",
+                          f"--data={hpatches}", "--model=orb", "--refine_radius=4", f"--output={output}")
 
 
 def test_match_cli(hpatches, tmp_path):
@@ -166,9 +189,6 @@ def test_match_cli(hpatches, tmp_path):
     assert result["output"] == str(output) and output.is_file()
     assert len(result["num_keypoints"]) == 2 and max(result["num_keypoints"]) <= 500
     assert 0 <= result["inliers"] <= result["num_matches"] and result["inliers"] >= 8
-
-    import cv2
-
     picture = cv2.imread(str(output))
     assert picture.shape == (H, 2 * W, 3)
 

@@ -1,32 +1,15 @@
 """The Shi-Tomasi corner teacher of the score and location heads."""
 
-import cv2
 import numpy as np
 import pytest
 
 from zippy_tf._compat import keras, tf
 from zippy_tf.errors import UserError
 from zippy_tf.keypoints.model import kp2d_baseline, zippypoint
-from zippy_tf.keypoints.teacher import cell_teacher, corner_response, teacher_losses, warped_cell_mask
+from zippy_tf.keypoints.teacher import cell_teacher, teacher_losses, warped_cell_mask
 from zippy_tf.keypoints.training import KeypointTrainer
 
-from synthetic_pairs import photo_pairs
-
-
-def grey_photo(seed=0, height=64, width=96):
-    """An (H, W) uint8 photo and the same as a 3-channel BGR float batch of one."""
-    grey = cv2.cvtColor(photo_pairs(batch=1, height=height, width=width, seed=seed)["target"][0].astype(np.uint8),
-                        cv2.COLOR_BGR2GRAY)
-    return grey, np.repeat(grey[None, ..., None], 3, -1).astype(np.float32)
-
-
-@pytest.mark.parametrize("block_size", [2, 3, 5])
-def test_corner_response_is_opencvs_min_eigenvalue_up_to_a_constant(block_size):
-    grey, batch = grey_photo()
-    ours = corner_response(batch, block_size).numpy()[0, ..., 0]
-    theirs = cv2.cornerMinEigenVal(grey.astype(np.float32), block_size, 3)
-    # OpenCV scales the Sobel gradients and sums the window; the ratio is one constant over the whole image
-    np.testing.assert_allclose(ours / ours.max(), theirs / theirs.max(), atol=1e-5)
+from synthetic_pairs import grey_photo, photo_pairs
 
 
 def test_cell_teacher_finds_a_corner_and_ranks_its_cell_first():

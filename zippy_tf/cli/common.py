@@ -35,8 +35,17 @@ def build_from_flags(fv):
     return build_model(fv.model, config=fv.config, weights=fv.weights, input_shape=(height, width, 3))
 
 
+def define_refine_radius(fv):
+    """--refine_radius of the keypoint verbs (``zippy_tf.keypoints.corners.refine_to_corners``)."""
+    from absl import flags
+
+    flags.DEFINE_integer("refine_radius", 0, "move a network's keypoints onto the strongest Shi-Tomasi corner "
+                         "within this many px (our addition, not the thesis's; 4 = half a cell); 0 keeps them",
+                         lower_bound=0, flag_values=fv)
+
+
 def progress(message):
     print(message, file=sys.stderr, flush=True)
 
 
-__all__ = ["build_from_flags", "define_model_flags", "parse_resolution", "progress"]
+__all__ = ["build_from_flags", "define_model_flags", "define_refine_radius", "parse_resolution", "progress"]

@@ -2,7 +2,7 @@
 
 from absl import flags
 
-from zippy_tf.cli.common import parse_resolution, progress
+from zippy_tf.cli.common import define_refine_radius, parse_resolution, progress
 from zippy_tf.errors import UserError
 from zippy_tf.io import check_output_path, write_json
 
@@ -24,6 +24,7 @@ def define_flags(fv):
                          "in the KP2D protocol)", lower_bound=1, flag_values=fv)
     flags.DEFINE_enum("descriptors", "auto", ["auto", "binary", "float"], "descriptor kind of a network model "
                       "(auto: binary, float for kp2d)", flag_values=fv)
+    define_refine_radius(fv)
     flags.DEFINE_string("output", None, "also write the JSON result to this file", flag_values=fv)
 
 
@@ -48,11 +49,13 @@ def main(fv, args, name):
         check_output_path(fv.output)
     resolution = hpatches_resolution(fv.resolution)
     binary = None if fv.descriptors == "auto" else fv.descriptors == "binary"
-    detector = make_detector(fv.model, weights=fv.weights, resolution=resolution, binary=binary, config=fv.config)
+    detector = make_detector(fv.model, weights=fv.weights, resolution=resolution, binary=binary, config=fv.config,
+                             refine_radius=fv.refine_radius)
     result = evaluate_hpatches(detector, fv.data, resolution=resolution, top_k=fv.top_k,
                                progress=progress)
     result.update(model=fv.model, resolution=fv.resolution, top_k=fv.top_k,
-                  descriptors="binary" if detector.binary else "float", weights=detector.weights, config=fv.config)
+                  descriptors="binary" if detector.binary else "float", weights=detector.weights, config=fv.config,
+                  refine_radius=fv.refine_radius)
     if fv.output:
         write_json(fv.output, result)
     return result

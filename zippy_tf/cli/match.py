@@ -6,6 +6,7 @@ import cv2
 import numpy as np
 from absl import flags
 
+from zippy_tf.cli.common import define_refine_radius
 from zippy_tf.errors import UserError
 from zippy_tf.io import atomic_write, check_output_path
 
@@ -22,6 +23,7 @@ def define_flags(fv):
     flags.DEFINE_integer("top_k", 1000, "keypoints kept per image (highest scores)", lower_bound=1, flag_values=fv)
     flags.DEFINE_float("ratio", 0.95, "ratio test: keep a match iff d_best <= ratio * d_second (1 disables it)",
                        lower_bound=0.0, flag_values=fv)
+    define_refine_radius(fv)
 
 
 def draw_matches(image1, keypoints1, image2, keypoints2, matches, inliers):
@@ -65,7 +67,7 @@ def main(fv, args, name):
         if not os.path.isfile(path):
             raise UserError(f"image {path!r} does not exist; check the path")
     images = [read_image(path) for path in args]
-    detector = make_detector(fv.model, weights=fv.weights, resolution=None)
+    detector = make_detector(fv.model, weights=fv.weights, resolution=None, refine_radius=fv.refine_radius)
     features = [top_k(detector(image), fv.top_k) for image in images]
     ratio = None if fv.ratio >= 1.0 else fv.ratio
     indices, distances = match_descriptors(features[0]["descriptors"], features[1]["descriptors"],

@@ -4,7 +4,8 @@ import numpy as np
 
 from zippy_tf._compat import keras, tf
 from zippy_tf.errors import UserError
-from zippy_tf.keypoints.postprocess import describe, describe_at, pad_image
+from zippy_tf.keypoints.corners import refine_to_corners
+from zippy_tf.keypoints.postprocess import describe_at, pad_image, select_keypoints
 
 
 class ZippyPoint(keras.Model):
@@ -21,14 +22,20 @@ class ZippyPoint(keras.Model):
         top_k: keypoints kept per image (None: every cell).
         binary: binary (Bin.Norm, Hamming) or float (L2) descriptors.
         k: ones per binary descriptor.
+        refine_radius: 0 keeps the location head's keypoints; r > 0 moves each onto the strongest Shi-Tomasi
+            corner within r px before its descriptor is sampled (:func:`~zippy_tf.keypoints.corners.refine_to_corners`,
+            our addition, not the thesis's).
     """
 
-    def __init__(self, network, *, top_k=1000, binary=True, k=64, **kwargs):
+    def __init__(self, network, *, top_k=1000, binary=True, k=64, refine_radius=0, **kwargs):
         super().__init__(**kwargs)
+        if refine_radius < 0:
+            raise UserError(f"refine_radius must be >= 0, got {refine_radius}")
         self.network = network
         self.top_k = top_k
         self.binary = binary
         self.k = k
+        self.refine_radius = int(refine_radius)
 
     def call(self, images, training=False):
         shape = images.shape
@@ -38,7 +45,12 @@ class ZippyPoint(keras.Model):
         if any(d is not None and d % 8 for d in shape[1:3]):
             raise UserError(f"image size {shape[1]}x{shape[2]} is not a multiple of 8; pad it with "
                             "zippy_tf.keypoints.postprocess.pad_image or call .detect(image), which pads")
-        return describe(self._dense(images), tf.shape(images)[1:3], top_k=self.top_k, binary=self.binary, k=self.k)
+        dense = self._dense(images)
+        keypoints, scores = select_keypoints(dense["score"], dense["location"], self.top_k)
+        if self.refine_radius:
+            keypoints = refine_to_corners(images, keypoints, self.refine_radius)
+        descriptors = describe_at(dense["descriptor"], keypoints, tf.shape(images)[1:3], binary=self.binary, k=self.k)
+        return {"keypoints": keypoints, "scores": scores, "descriptors": descriptors}
 
     def _dense(self, images):
         return self.network(images, training=False) if isinstance(self.network, keras.Model) else self.network(

@@ -62,21 +62,24 @@ class NetworkDetector:
         network: the dense network or a flatbuffer runner.
         binary: binary (hard Bin.Norm, packed) or L2-normalised float descriptors.
         name: what to call it in results; weights: where its weights came from (None: random initialisation).
+        refine_radius: > 0 moves keypoints onto Shi-Tomasi corners within that many px
+            (:func:`~zippy_tf.keypoints.corners.refine_to_corners`); 0, the default, keeps the network's own.
     """
 
-    def __init__(self, network, binary=True, name="network", weights=None):
+    def __init__(self, network, binary=True, name="network", weights=None, refine_radius=0):
         from zippy_tf._compat import keras, tf
         from zippy_tf.keypoints.detector import ZippyPoint
 
         self.binary = binary
         self.name = name
         self.weights = weights
+        self.refine_radius = refine_radius
         self.network = network  # the Keras model or runner as given
         if isinstance(network, keras.Model):
             keras_network = network
             # A compiled graph runs the network ~1.6x faster than eager calls; one trace per image size.
             network = tf.function(lambda images: keras_network(images, training=False), reduce_retracing=True)
-        self.model = ZippyPoint(network, top_k=None, binary=binary)
+        self.model = ZippyPoint(network, top_k=None, binary=binary, refine_radius=refine_radius)
 
     def __call__(self, image):
         return self.model.detect(image)
@@ -90,7 +93,7 @@ def _padded(size):
     return -(-size // 8) * 8
 
 
-def make_detector(model, *, weights=None, resolution=(320, 240), binary=None, config=None):
+def make_detector(model, *, weights=None, resolution=(320, 240), binary=None, config=None, refine_radius=0):
     """A detector from a model name (``NETWORK_PRESETS``, ``OPENCV_DETECTORS``) or a ``.tflite`` path.
 
     Args:
@@ -100,12 +103,15 @@ def make_detector(model, *, weights=None, resolution=(320, 240), binary=None, co
         config: another macro-block configuration (JSON path or list) of the zippypoint family, e.g. a searched one.
         resolution: (width, height) the images will have, or None for any size (Keras networks only).
         binary: descriptor kind of a network; default binary except for ``kp2d``.
+        refine_radius: a network's keypoints moved onto Shi-Tomasi corners within this many px (0: off).
     """
     if config is not None and model not in ("zippypoint", "zippypoint-int8"):
         raise UserError(f"--config applies to zippypoint and zippypoint-int8, not {model!r}; drop it")
     if model in OPENCV_DETECTORS:
         if weights is not None:
             raise UserError(f"--weights does not apply to the OpenCV detector {model!r}; drop it")
+        if refine_radius:
+            raise UserError(f"--refine_radius applies to networks, not the OpenCV detector {model!r}; drop it")
         return OpenCVDetector(model)
     binary = (model != "kp2d") if binary is None else binary
     shape = (None, None, 3) if resolution is None else (_padded(resolution[1]), _padded(resolution[0]), 3)
@@ -113,7 +119,7 @@ def make_detector(model, *, weights=None, resolution=(320, 240), binary=None, co
         if weights is not None:
             raise UserError("--weights does not apply to a flatbuffer, which carries its own weights; drop it")
         return NetworkDetector(_flatbuffer_runner(model, shape), binary=binary, name=os.path.basename(model),
-                               weights=model)
+                               weights=model, refine_radius=refine_radius)
     if model in NETWORK_PRESETS:
         from zippy_tf.presets import build_model, get_preset
 
@@ -122,24 +128,30 @@ def make_detector(model, *, weights=None, resolution=(320, 240), binary=None, co
             warnings.warn(f"model {model!r} has no shipped weights and no --weights was given: its weights are a "
                           "random initialisation", stacklevel=2)
         network = build_model(model, weights=weights, input_shape=shape, config=config)
-        return NetworkDetector(network, binary=binary, name=model, weights=weights)
+        return NetworkDetector(network, binary=binary, name=model, weights=weights, refine_radius=refine_radius)
     choices = ", ".join((*NETWORK_PRESETS, *OPENCV_DETECTORS))
     raise UserError(f"unknown model {model!r}; choose one of: {choices}, or a path to a .tflite file")
 
 
 def parse_detector_entry(text):
-    """A benchmark's detector entry 'LABEL=MODEL[,weights=P][,config=C]' → (label, model, {"weights": P,
-    "config": C}), the keyword arguments of :func:`make_detector`."""
+    """A benchmark's detector entry 'LABEL=MODEL[,weights=P][,config=C][,refine=R]' → (label, model, {"weights": P,
+    "config": C, "refine_radius": R}), the keyword arguments of :func:`make_detector`."""
+    usage = "LABEL=MODEL[,weights=PATH][,config=PATH][,refine=RADIUS]"
     label, _, rest = text.partition("=")
     model, *options = rest.split(",")
     if not label or not model:
-        raise UserError(f"--entry {text!r} is not LABEL=MODEL[,weights=PATH][,config=PATH]")
+        raise UserError(f"--entry {text!r} is not {usage}")
     kwargs = {}
     for option in options:
         key, _, value = option.partition("=")
-        if key not in ("weights", "config") or not value:
-            raise UserError(f"--entry {text!r}: unknown option {option!r}; use weights=PATH or config=PATH")
-        kwargs[key] = value
+        if key not in ("weights", "config", "refine") or not value:
+            raise UserError(f"--entry {text!r}: unknown option {option!r}; use {usage}")
+        if key == "refine":
+            if not value.isdigit():
+                raise UserError(f"--entry {text!r}: refine={value!r} is not a radius in pixels; use e.g. refine=4")
+            kwargs["refine_radius"] = int(value)
+        else:
+            kwargs[key] = value
     return label, model, kwargs
 
 

@@ -73,21 +73,10 @@ def pack_bits(bits):
     return tf.cast(tf.reduce_sum(grouped * weights, -1), tf.uint8)
 
 
-def describe(dense, image_size, *, top_k=None, binary=True, k=64):
-    """Dense maps {"score", "location", "descriptor"} → {"keypoints", "scores", "descriptors"}.
-
-    Binary descriptors are the hard Bin.Norm (top-k of the sampled logits, exactly ``k`` ones) packed to uint8;
-    float descriptors are L2-normalised (KP2D).
-    """
-    keypoints, scores = select_keypoints(dense["score"], dense["location"], top_k)
-    descriptors = describe_at(dense["descriptor"], keypoints, image_size, binary=binary, k=k)
-    return {"keypoints": keypoints, "scores": scores, "descriptors": descriptors}
-
-
 def describe_at(descriptor_map, keypoints, image_size, *, binary=True, k=64):
     """The deployed descriptors at any pixel keypoints (B, N, 2): packed hard Bin.Norm or L2-normalised floats."""
     logits = sample_descriptors(tf.convert_to_tensor(descriptor_map, tf.float32), keypoints, image_size)
     return pack_bits(top_k_binarize(logits, k)) if binary else tf.math.l2_normalize(logits, axis=-1)
 
 
-__all__ = ["describe", "describe_at", "pack_bits", "pad_image", "sample_descriptors", "select_keypoints"]
+__all__ = ["describe_at", "pack_bits", "pad_image", "sample_descriptors", "select_keypoints"]

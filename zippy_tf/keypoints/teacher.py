@@ -10,33 +10,14 @@ the location of the strongest corner response (:func:`cell_teacher`) and the cel
 dense regression target, so it is learned in far fewer steps than the KP2D losses; they keep training everything
 alongside it.
 
-Shi & Tomasi, Good Features to Track (CVPR 1994): the smaller eigenvalue of the structure tensor
-$M = \sum_{w} \nabla I \nabla I^\top$ over a ``block_size`` window, with 3×3 Sobel gradients, as
-``cv2.cornerMinEigenVal(grey, block_size, 3)`` (up to a constant factor).
+The corner response is :func:`zippy_tf.keypoints.corners.corner_response` (Shi & Tomasi, CVPR 1994).
 """
 
 from zippy_tf._compat import tf
+from zippy_tf.keypoints.corners import corner_response
 from zippy_tf.keypoints.losses import inner_cell_mask, warp_points
 
 CELL = 8
-BGR_TO_GREY = (0.114, 0.587, 0.299)  # OpenCV's BGR → grey weights
-
-
-def corner_response(images, block_size=3):
-    """(B, H, W, 3) BGR images → (B, H, W, 1) Shi-Tomasi response (borders reflected like OpenCV's default)."""
-    grey = tf.reduce_sum(tf.cast(images, tf.float32) * tf.constant(BGR_TO_GREY), -1, keepdims=True)
-    sobel_x = tf.constant([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]])
-    kernels = tf.stack([sobel_x, tf.transpose(sobel_x)], -1)[:, :, None, :]  # (3, 3, 1, 2): d/dx, d/dy
-    padded = tf.pad(grey, [[0, 0], [1, 1], [1, 1], [0, 0]], mode="REFLECT")
-    gradients = tf.nn.conv2d(padded, kernels, 1, "VALID")
-    gx, gy = gradients[..., :1], gradients[..., 1:]
-    products = tf.concat([gx * gx, gx * gy, gy * gy], -1)
-    before = block_size // 2  # the window's anchor, as OpenCV places it for even sizes too
-    products = tf.pad(products, [[0, 0], [before, block_size - 1 - before], [before, block_size - 1 - before],
-                                 [0, 0]], mode="REFLECT")
-    a, b, c = tf.unstack(tf.nn.avg_pool2d(products, block_size, 1, "VALID"), axis=-1)
-    minimum = 0.5 * (a + c) - tf.sqrt(tf.square(0.5 * (a - c)) + tf.square(b))
-    return tf.maximum(minimum, 0.0)[..., None]  # ≥ 0 in exact arithmetic; clip float rounding
 
 
 def cell_teacher(images, *, cell=CELL, block_size=3):
@@ -99,4 +80,4 @@ def warped_cell_mask(homography, score_shape, image_size, *, cell=CELL):
     return tf.reshape(tf.cast(inside, tf.float32), [-1, hc, wc])
 
 
-__all__ = ["cell_teacher", "corner_response", "teacher_losses", "warped_cell_mask"]
+__all__ = ["cell_teacher", "teacher_losses", "warped_cell_mask"]
