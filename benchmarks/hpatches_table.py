@@ -8,8 +8,10 @@ Every entry goes through the same code path as ``zippy-tf eval hpatches`` (``mak
 - ``heldout``: 12 sequences from scikit-learn's and matplotlib's photos, which no training or tuning ever sees
   (needs scikit-learn: ``pip install -e .[heldout]``).
 
-An entry is ``LABEL=MODEL[,weights=PATH][,config=PATH]`` with MODEL a preset (zippypoint, zippypoint-int8, kp2d), an
-OpenCV detector (orb, sift, akaze, brisk) or a .tflite path.
+An entry is ``LABEL=MODEL[,weights=PATH][,config=PATH][,refine=RADIUS]`` with MODEL a preset (zippypoint,
+zippypoint-int8, kp2d), an OpenCV detector (orb, sift, akaze, brisk) or a .tflite path; ``refine`` moves a network's
+keypoints onto Shi-Tomasi corners (``--refine_radius`` of ``zippy-tf eval hpatches``). ``--sets validation`` runs
+the validation split (seed 1001) instead, for choices such as the radius.
 
     python benchmarks/hpatches_table.py --entry zippypoint=zippypoint --entry kp2d=kp2d \
         [--data_dir /tmp/hpatches_sets] [--output benchmarks/results/hpatches_table.json]
@@ -31,9 +33,9 @@ from zippy_tf.io import atomic_write, check_output_path, write_json
 from zippy_tf.keypoints.evaluate import OPENCV_DETECTORS, evaluate_hpatches, make_detector, parse_detector_entry
 
 FLAGS = flags.FLAGS
-flags.DEFINE_multi_string("entry", [], "LABEL=MODEL[,weights=PATH][,config=PATH]; the OpenCV detectors are "
-                          "always added")
-flags.DEFINE_list("sets", list(STANDARD_TEST_SETS), "test sets to run")
+flags.DEFINE_multi_string("entry", [], "LABEL=MODEL[,weights=PATH][,config=PATH][,refine=RADIUS]; the OpenCV "
+                          "detectors are always added")
+flags.DEFINE_list("sets", list(STANDARD_TEST_SETS), "test sets to run (or validation, for choices made by hand)")
 flags.DEFINE_string("data_dir", os.path.join("out", "hpatches_sets"), "where the test sets are (written if absent)")
 flags.DEFINE_string("resolution", "320x240", "WIDTHxHEIGHT of the protocol")
 flags.DEFINE_integer("top_k", 300, "keypoints per image (300 at 320x240 in the KP2D protocol)")

@@ -112,3 +112,18 @@ def test_heldout_set_uses_only_the_heldout_photos(tmp_path):
     for name in HELDOUT_PHOTOS:
         photo = load_heldout_photo(name)
         assert photo.dtype == np.uint8 and photo.ndim == 3 and photo.shape[2] == 3 and min(photo.shape[:2]) >= 400
+
+
+def test_the_validation_split_is_written_on_first_use_and_differs_from_the_test_set(tmp_path, monkeypatch):
+    from zippy_tf.data import hpatches
+
+    small = {"height": 48, "width": 64}  # the standard sets' layout and seeds, at a test's size
+    monkeypatch.setattr(hpatches, "VALIDATION_SET", {**hpatches.VALIDATION_SET, **small})
+    monkeypatch.setitem(hpatches.STANDARD_TEST_SETS, "generated", {**hpatches.STANDARD_TEST_SETS["generated"], **small})
+    validation = hpatches.standard_test_set("validation", str(tmp_path))
+    test = hpatches.standard_test_set("generated", str(tmp_path))
+    assert len(os.listdir(validation)) == len(os.listdir(test)) == 16
+    first = [cv2.imread(os.path.join(root, sorted(os.listdir(root))[0], "1.ppm")) for root in (validation, test)]
+    assert first[0].shape == (48, 64, 3) and not np.array_equal(*first)
+    with pytest.raises(UserError, match="generated, heldout, validation"):
+        hpatches.standard_test_set("train", str(tmp_path))

@@ -167,20 +167,24 @@ STANDARD_TEST_SETS = {
     "generated": {"num_sequences": 16, "seed": 0},
     "heldout": {"num_sequences": 12, "seed": 0, "heldout": True},
 }
+# The validation split for choices made by hand (e.g. --refine_radius): the search's seed, 16 sequences (its first
+# four are the search's own validation folder).
+VALIDATION_SET = {"num_sequences": 16, "seed": 1001}
 
 
 def standard_test_set(name, data_dir, progress=None):
-    """The folder of standard test set ``name`` under ``data_dir``, written there on first use."""
-    if name not in STANDARD_TEST_SETS:
-        raise UserError(f"unknown test set {name!r}; choose from {', '.join(STANDARD_TEST_SETS)}")
+    """The folder of standard test set ``name`` (or "validation") under ``data_dir``, written there on first use."""
+    sets = {**STANDARD_TEST_SETS, "validation": VALIDATION_SET}
+    if name not in sets:
+        raise UserError(f"unknown test set {name!r}; choose from {', '.join(sets)}")
     root = os.path.join(data_dir, name)
     if not os.path.isdir(root):
         if progress is not None:
             progress(f"writing the {name} test set to {root}")
         os.makedirs(data_dir, exist_ok=True)
-        write_hpatches_like(root, **STANDARD_TEST_SETS[name])
+        write_hpatches_like(root, **sets[name])
     return root
 
 
-__all__ = ["STANDARD_TEST_SETS", "list_sequences", "load_hpatches", "load_sequence", "read_homography",
+__all__ = ["STANDARD_TEST_SETS", "VALIDATION_SET", "list_sequences", "load_hpatches", "load_sequence", "read_homography",
            "standard_test_set", "write_hpatches_like"]
