@@ -186,5 +186,5 @@ def standard_test_set(name, data_dir, progress=None):
     return root
 
 
-__all__ = ["STANDARD_TEST_SETS", "VALIDATION_SET", "list_sequences", "load_hpatches", "load_sequence", "read_homography",
-           "standard_test_set", "write_hpatches_like"]
+__all__ = ["STANDARD_TEST_SETS", "VALIDATION_SET", "list_sequences", "load_hpatches", "load_sequence",
+           "read_homography", "standard_test_set", "write_hpatches_like"]
