@@ -73,7 +73,6 @@ class NetworkDetector:
         self.binary = binary
         self.name = name
         self.weights = weights
-        self.refine_radius = refine_radius
         self.network = network  # the Keras model or runner as given
         if isinstance(network, keras.Model):
             keras_network = network
