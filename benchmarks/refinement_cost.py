@@ -1,0 +1,90 @@
+"""What the corner refinement (`refine_to_corners`) adds to a keypoint network's time, measured in one run.
+
+Baseline: the network it refines, the all-Int8 ZippyPoint exported to an int8 TFLite flatbuffer (the fastest
+network x86 runs well; the binary ZippyPoint's LCE kernels are reference code here). Timed interleaved with it on
+the same photo, 1 thread: the refinement of 300 keypoints at radius 4 (what `--refine_radius 4` runs per image),
+the Shi-Tomasi response alone, and `cv2.cornerMinEigenVal`, which computes the same map in C++ (the floor).
+
+    python benchmarks/refinement_cost.py [--runs 50] [--output benchmarks/results/refinement_cost.json]
+"""
+
+import os
+import platform
+import sys
+
+from absl import app, flags
+
+import zippy_tf
+from zippy_tf.cli.common import parse_resolution
+from zippy_tf.export import FlatbufferRunner, convert
+from zippy_tf.export.latency import time_interleaved
+from zippy_tf.io import check_output_path, write_json
+from zippy_tf.presets import build_model
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("resolution", "320x240", "input WIDTHxHEIGHT")
+flags.DEFINE_integer("keypoints", 300, "keypoints refined per image (the evaluation protocol's top-k)")
+flags.DEFINE_integer("radius", 4, "refinement radius in pixels")
+flags.DEFINE_integer("runs", 50, "timed runs per entry")
+flags.DEFINE_integer("threads", 1, "TensorFlow, OpenCV and interpreter threads")
+flags.DEFINE_string("output", "benchmarks/results/refinement_cost.json", "JSON result")
+
+BASELINE = "zippypoint-int8 network (int8 TFLite)"
+
+
+class Call:
+    """Adapts a function of one input to the ``invoke`` that ``time_interleaved`` calls."""
+
+    def __init__(self, function):
+        self.function = function
+
+    def invoke(self, inputs):
+        return self.function(inputs)
+
+
+def main(argv):
+    del argv
+    check_output_path(FLAGS.output)
+    import cv2
+    import numpy as np
+
+    from zippy_tf._compat import tf
+    from zippy_tf.data.photos import calibration_images
+    from zippy_tf.keypoints.corners import corner_response, refine_to_corners
+
+    tf.config.threading.set_intra_op_parallelism_threads(FLAGS.threads)
+    tf.config.threading.set_inter_op_parallelism_threads(FLAGS.threads)
+    cv2.setNumThreads(FLAGS.threads)
+    height, width = parse_resolution(FLAGS.resolution)
+    image = calibration_images(height, width, 1).astype(np.float32)  # (1, H, W, 3) BGR in [0, 255]
+    grey = cv2.cvtColor(image[0].astype(np.uint8), cv2.COLOR_BGR2GRAY).astype(np.float32)
+    keypoints = np.random.default_rng(0).uniform([0, 0], [width - 1, height - 1], (1, FLAGS.keypoints, 2))
+    keypoints = keypoints.astype(np.float32)
+
+    print("exporting the all-Int8 ZippyPoint (int8) ...", file=sys.stderr, flush=True)
+    network = build_model("zippypoint-int8", input_shape=(height, width, 3), use_shipped_weights=False)
+    runners = {
+        BASELINE: FlatbufferRunner(convert(network, "int8"), FLAGS.threads),
+        f"refine_to_corners ({FLAGS.keypoints} keypoints, radius {FLAGS.radius})": Call(
+            lambda x: refine_to_corners(x, keypoints, FLAGS.radius).numpy()),
+        "corner_response (TensorFlow)": Call(lambda x: corner_response(x).numpy()),
+        "cv2.cornerMinEigenVal (the same map, C++)": Call(lambda x: cv2.cornerMinEigenVal(grey, 3, 3)),
+    }
+    times = time_interleaved(runners, warmup=3, runs=FLAGS.runs, inputs={name: image for name in runners})
+    base = float(np.median(times[BASELINE]))
+    rows = [{"entry": name, "median_ms": round(float(np.median(t)), 3),
+             "fraction_of_network": round(float(np.median(t)) / base, 3)} for name, t in times.items()]
+    report = {
+        "zippy_tf_version": zippy_tf.__version__,
+        "machine": {"processor": platform.processor() or platform.machine(), "cpu_count": os.cpu_count()},
+        "resolution": FLAGS.resolution, "threads": FLAGS.threads, "runs": FLAGS.runs,
+        "baseline": {"entry": BASELINE, "median_ms": round(base, 3)},
+        "results": rows,
+    }
+    write_json(FLAGS.output, report)
+    for row in rows:
+        print(f"{row['entry']:>48}: {row['median_ms']:7.2f} ms  ({row['fraction_of_network']:.2f}x the network)")
+
+
+if __name__ == "__main__":
+    app.run(main)
