@@ -54,6 +54,7 @@ def train(strategy, head, initial, batch_norm):
 
 
 def main(head, batch_norm="batch"):
+    keras.utils.set_random_seed(0)  # one network for every run: how far the two losses differ depends on it
     devices = [d.name for d in tf.config.list_logical_devices("CPU")]
     start, single_loss, single = train(tf.distribute.get_strategy(), head, None, batch_norm)
     mirrored = tf.distribute.MirroredStrategy(devices)
