@@ -12,8 +12,8 @@ from zippy_tf.tracking.datasets import load_sequences
 from zippy_tf.tracking.generate import write_otb_sequences
 from zippy_tf.tracking.tracker import Tracker
 from zippy_tf.tracking.tuning import (
-    DEFAULTS, SEARCH_SPACE, add_runtime_settings, candidates, read_hyperparameters, shipped_hyperparameters, tune,
-    write_hyperparameters,
+    DEFAULTS, SEARCH_SPACE, add_runtime_settings, candidates, confirm, read_hyperparameters, shipped_hyperparameters,
+    tune, write_hyperparameters,
 )
 
 SETUP = {"weights_sha256": "test", "runtime": "fake"}
@@ -27,10 +27,11 @@ def data(tmp_path_factory):
 
 
 class ShiftedTruth:
-    """A stand-in tracker that reports the true box shifted right by 40·lr px: the smaller lr, the higher the AUC."""
+    """A stand-in tracker that reports the true box shifted right by 40·|lr − best_lr| px: the closer lr is to
+    ``best_lr``, the higher the AUC."""
 
-    def __init__(self, boxes, calls, **hyperparameters):
-        self.boxes, self.shift = boxes, 40 * hyperparameters["lr"]
+    def __init__(self, boxes, calls, best_lr=0.0, **hyperparameters):
+        self.boxes, self.shift = boxes, 40 * abs(hyperparameters["lr"] - best_lr)
         calls.append(hyperparameters)
 
     def init(self, frame, box):
@@ -93,6 +94,32 @@ def test_tune_refuses_a_log_of_another_setup(data, tmp_path):
         run_tune(data, log, 2, [], setup={**SETUP, "runtime": "other"})
     with pytest.raises(UserError, match="at least 1"):
         run_tune(data, tmp_path / "other.jsonl", 0, [])
+
+
+def test_confirm_rescores_the_best_settings_and_the_baseline(data, tmp_path):
+    search = run_tune(data, tmp_path / "trials.jsonl", 8, [])
+    ranked = sorted(search["trials"], key=lambda r: (-r["success_auc"], r["trial"]))[:3]
+    assert 0 not in [r["trial"] for r in ranked]
+    # on the confirmation split the third-best setting of the search is the best one
+    best_lr = ranked[2]["hyperparameters"]["lr"]
+    sequences = load_sequences(data, "otb")
+
+    def run_confirm(calls, top=3):
+        return confirm(search, sequences, lambda **hp: ShiftedTruth(sequences[0].boxes, calls, best_lr, **hp),
+                       top=top, log_path=str(tmp_path / "confirm.jsonl"), setup={**SETUP, "data": "confirm"})
+
+    calls = []
+    result = run_confirm(calls)
+    chosen = sorted([0] + [r["trial"] for r in ranked])
+    assert calls == [search["trials"][t]["hyperparameters"] for t in chosen]  # the baseline and the top 3 only
+    assert [r["trial"] for r in result["trials"]] == chosen and result["baseline"]["hyperparameters"] == DEFAULTS
+    assert result["best"]["trial"] == ranked[2]["trial"] != search["best"]["trial"]
+    scores = {r["trial"]: r["success_auc"] for r in result["trials"]}
+    assert scores[ranked[2]["trial"]] > scores[ranked[0]["trial"]]  # a real change of mind, not a tie
+    again = []
+    assert run_confirm(again) == result and again == []  # resumed from its own log
+    with pytest.raises(UserError, match="at least 1"):
+        run_confirm([], top=0)
 
 
 def test_hyperparameter_file_round_trip(tmp_path):
@@ -279,8 +306,26 @@ def test_tune_cli_writes_the_best_and_resumes(data, tmp_path):
         assert np.isclose(json.loads(evaluated.stdout)["success_auc"], best["success_auc"])
 
 
+def test_tune_cli_confirms_on_a_second_split(data, tmp_path):
+    run = tmp_path / "run"
+    done = cli("tune", "ettrack", "--data", data, "--runtime", "keras", "--output", str(run), "--trials", "3",
+               "--confirm_data", data, "--confirm_top", "1")
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(done.stdout)
+    saved = json.loads((run / "tracker.json").read_text())
+    trials = [json.loads(line) for line in (run / "trials.jsonl").read_text().splitlines()]
+    confirmed = [json.loads(line) for line in (run / "confirm.jsonl").read_text().splitlines()]
+    search_best = max(trials, key=lambda t: (t["success_auc"], -t["trial"]))
+    assert sorted(c["trial"] for c in confirmed) == sorted({0, search_best["trial"]})
+    assert saved["confirmed_on"]["data"] == data and saved["confirm_top"] == 1 and saved["trials"] == 3
+    # the same sequences score the same, so the confirmation keeps the search's choice and its scores
+    assert result["best"] == result["search_best"] == saved["hyperparameters"] == search_best["hyperparameters"]
+    assert saved["success_auc"] == search_best["success_auc"] and "[confirm 1/" in done.stderr
+
+
 @pytest.mark.parametrize("args, message", [
     (["--output", "{out}"], "--data is required"),
+    (["--data", "{data}", "--output", "{out}", "--confirm_data", "{missing}"], "does not exist"),
     (["--data", "{missing}", "--output", "{out}"], "does not exist"),
     (["--data", "{data}", "--output", "{file}"], "is a file"),
     (["--data", "{data}", "--output", "{out}", "--weights", "{missing}/w.h5"], "does not exist"),

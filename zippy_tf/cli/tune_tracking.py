@@ -25,6 +25,12 @@ def define_flags(fv):
                         "models/ettrack/tracker.json) as its settings for --runtime", flag_values=fv)
     flags.DEFINE_integer("threads", 1, "CPU threads for the tracker", lower_bound=1, flag_values=fv)
     flags.DEFINE_integer("max_sequences", None, "use only the first N sequences", lower_bound=1, flag_values=fv)
+    flags.DEFINE_string("confirm_data", None, "optional second validation split (same --format, sequences the search "
+                        "did not see, best more of them): the --confirm_top best settings and the baseline are "
+                        "scored again on it, and the best there is written; guards against picking one split's luck",
+                        flag_values=fv)
+    flags.DEFINE_integer("confirm_top", 5, "how many of the search's best settings --confirm_data re-scores",
+                         lower_bound=1, flag_values=fv)
 
 
 def _fingerprint(path):
@@ -47,7 +53,7 @@ def main(fv, args, name):
     from zippy_tf.tracking.export import exported_network
     from zippy_tf.tracking.tracker import Tracker
     from zippy_tf.tracking.tuning import (
-        DEFAULTS, FILE_NAME, add_runtime_settings, read_tuning_result, tune, write_hyperparameters,
+        DEFAULTS, FILE_NAME, add_runtime_settings, confirm, read_tuning_result, tune, write_hyperparameters,
     )
 
     if args:
@@ -62,6 +68,7 @@ def main(fv, args, name):
             raise UserError(f"--add_to {fv.add_to!r} is this run's own result; name another tracker.json")
         read_tuning_result(fv.add_to)  # a bad target fails now, not after the search
     sequences = load_sequences(fv.data, fv.format)[: fv.max_sequences]
+    confirm_sequences = load_sequences(fv.confirm_data, fv.format) if fv.confirm_data else None
     set_threads(fv.threads)
     network = build_network(name, fv.weights)  # checks --weights and that shipped weights exist
     weights = fv.weights or get_preset(name).shipped_weights
@@ -72,22 +79,33 @@ def main(fv, args, name):
         if fv.runtime != "keras":
             progress(f"exporting {name}'s template and search branches to {fv.runtime} TFLite")
             network = exported_network(network, fv.runtime, tmp, num_threads=fv.threads)
-        result = tune(sequences, lambda **hp: Tracker.for_network(network, **hp), trials=fv.trials, seed=fv.seed,
-                      log_path=os.path.join(fv.output, "trials.jsonl"), setup=setup, progress=progress)
+        def make_tracker(**hyperparameters):
+            return Tracker.for_network(network, **hyperparameters)
+
+        search = result = tune(sequences, make_tracker, trials=fv.trials, seed=fv.seed,
+                               log_path=os.path.join(fv.output, "trials.jsonl"), setup=setup, progress=progress)
+        if confirm_sequences is not None:
+            confirmed_on = {**setup, "data": os.path.abspath(fv.confirm_data), "sequences": len(confirm_sequences)}
+            result = confirm(search, confirm_sequences, make_tracker, top=fv.confirm_top,
+                             log_path=os.path.join(fv.output, "confirm.jsonl"), setup=confirmed_on, progress=progress)
     best, baseline = result["best"], result["baseline"]
+    # the scores of the split the choice was made on: the confirmation split's if there is one
+    confirmation = {} if result is search else {"confirmed_on": confirmed_on, "confirm_top": fv.confirm_top}
     path = os.path.join(fv.output, FILE_NAME)
     write_hyperparameters(
         path, best["hyperparameters"], success_auc=best["success_auc"], precision_20=best["precision_20"],
         baseline={"hyperparameters": DEFAULTS, "success_auc": baseline["success_auc"],
                   "precision_20": baseline["precision_20"]},
-        trials=len(result["trials"]), seed=fv.seed, tuned_on=setup,
+        trials=len(search["trials"]), seed=fv.seed, tuned_on=setup, **confirmation,
     )
     if fv.add_to:
         add_runtime_settings(fv.add_to, path)
     return {"tracker": name, "best": best["hyperparameters"], "success_auc": best["success_auc"],
             "precision_20": best["precision_20"], "baseline_success_auc": baseline["success_auc"],
-            "baseline_precision_20": baseline["precision_20"], "trials": len(result["trials"]),
+            "baseline_precision_20": baseline["precision_20"], "trials": len(search["trials"]),
             "hyperparameters_file": path, "log": os.path.join(fv.output, "trials.jsonl"),
+            **({"confirmed_on": confirmed_on["data"], "confirm_log": os.path.join(fv.output, "confirm.jsonl"),
+                "search_best": search["best"]["hyperparameters"]} if confirmation else {}),
             **({"added_to": fv.add_to} if fv.add_to else {})}
 
 
