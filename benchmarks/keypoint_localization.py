@@ -9,7 +9,10 @@ illumination (i_*) pairs, for each detector:
   within ε px; a right-but-imprecise match counts at a large ε only;
 - where keypoints sit inside the network's 8-px cells (x mod 8, y mod 8): a location head that learned sub-cell
   offsets spreads them over the cell; one that did not piles them near its centre. The OpenCV detectors are the
-  reference (uniform).
+  reference (uniform);
+- how far each keypoint is from the strongest Shi-Tomasi corner of its cell (the corner teacher's target,
+  ``zippy_tf.keypoints.teacher.cell_teacher``), next to how far that cell's centre is from it: the gap is what
+  the location head learned of where in the cell the corner is.
 
     python benchmarks/keypoint_localization.py [--entry zippypoint=zippypoint --entry kp2d=kp2d] \
         [--data_dir /tmp/hpatches_sets] [--resolution 320x240] [--output benchmarks/results/keypoint_localization.json]
@@ -32,6 +35,7 @@ from zippy_tf.io import check_output_path, save_figure, write_json
 from zippy_tf.keypoints.evaluate import make_detector, parse_detector_entry
 from zippy_tf.keypoints.metrics import MMA_THRESHOLDS, TOP_K, mean_matching_accuracy, repeatability, top_k
 from zippy_tf.keypoints.model import CELL
+from zippy_tf.keypoints.teacher import cell_teacher
 
 FLAGS = flags.FLAGS
 flags.DEFINE_multi_string("entry", ["zippypoint=zippypoint", "kp2d=kp2d", "orb=orb", "sift=sift"],
@@ -46,11 +50,13 @@ KINDS = {"v_": "viewpoint", "i_": "illumination"}
 def sweep(detector, root, resolution):
     """Per kind: mean repeatability and MMA at each threshold, and the histogram of keypoints' cell positions."""
     per_kind = {kind: {"repeatability": [], "mma": []} for kind in KINDS.values()}
-    cell_positions = []
+    cell_positions, corner_distances = [], []
     for folder in list_sequences(root):
         pairs = load_sequence(folder, resolution)
         features1 = detector(pairs[0]["image1"])
-        cell_positions.append(top_k(features1, TOP_K)["keypoints"] % CELL)
+        keypoints = top_k(features1, TOP_K)["keypoints"]
+        cell_positions.append(keypoints % CELL)
+        corner_distances.append(corner_distance(pairs[0]["image1"], keypoints))
         for pair in pairs:
             features2 = detector(pair["image2"])
             shapes = (features1, features2, pair["homography"], pair["image1"].shape, pair["image2"].shape)
@@ -65,7 +71,21 @@ def sweep(detector, root, resolution):
         # keypoints within 1.5 px of the cell centre in x and y: 3/8 · 3/8 = 0.14 for uniformly spread points
         "near_cell_centre": round(float(np.mean(np.all(np.abs(positions - (CELL - 1) / 2) <= 1.5, axis=1))), 4),
         "cell_histogram": (histogram / histogram.sum()).round(4).tolist(),
+        # mean over keypoints of (keypoint, its cell's centre) → the cell's strongest corner, px
+        "corner_distance": dict(zip(("keypoint", "cell_centre"), np.concatenate(corner_distances).mean(0).round(3)
+                                    .tolist())),
     }
+
+
+def corner_distance(image, keypoints):
+    """(N, 2): distance (px) of each keypoint (x, y), and of its cell's centre, to its cell's strongest corner."""
+    h, w = image.shape[:2]
+    padded = np.pad(image, [(0, -h % CELL), (0, -w % CELL), (0, 0)], mode="edge")
+    corners = cell_teacher(padded[None].astype(np.float32))["location"][0].numpy()
+    cells = np.minimum(np.floor(keypoints / CELL).astype(int), [corners.shape[1] - 1, corners.shape[0] - 1])
+    target = corners[cells[:, 1], cells[:, 0]]
+    centre = cells * CELL + (CELL - 1) / 2
+    return np.stack([np.linalg.norm(keypoints - target, axis=1), np.linalg.norm(centre - target, axis=1)], 1)
 
 
 def plot(results, path):
@@ -108,7 +128,8 @@ def main(argv):
         v, i = r["viewpoint"], r["illumination"]
         print(f"{label:>12}: viewpoint rep@3 {v['repeatability'][2]:.3f} @8 {v['repeatability'][7]:.3f}, "
               f"MMA@3 {v['mma'][2]:.3f} @8 {v['mma'][7]:.3f} | illumination rep@3 {i['repeatability'][2]:.3f}, "
-              f"MMA@3 {i['mma'][2]:.3f} | near cell centre {r['near_cell_centre']:.3f}")
+              f"MMA@3 {i['mma'][2]:.3f} | near cell centre {r['near_cell_centre']:.3f} | to the cell's corner "
+              f"{r['corner_distance']['keypoint']:.2f} px (its centre {r['corner_distance']['cell_centre']:.2f})")
 
 
 if __name__ == "__main__":
