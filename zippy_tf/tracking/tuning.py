@@ -180,7 +180,7 @@ def confirm(search, sequences, make_tracker, *, top, log_path, setup, progress=N
     for k, record in enumerate(chosen):
         records.append(_logged_trial(log, record["trial"], record["hyperparameters"], sequences, make_tracker, setup))
         if progress:
-            progress(f"[confirm {k + 1}/{len(chosen)}] trial {record['trial']}: {_describe(records[-1])}")
+            progress(f"[confirm {k + 1}/{len(chosen)}] search trial {record['trial'] + 1}: {_describe(records[-1])}")
     return _result(records)
 
 
