@@ -84,3 +84,49 @@ def test_no_visible_target(sequences):
     hidden = [type(s)(s.name, s.frames, np.full_like(s.boxes, np.nan)) for s in sequences]
     with pytest.raises(UserError, match="no sequence has a visible target"):
         pair_dataset(hidden, batch_size=2, seed=0)
+
+
+def _flat(sequence, tmp_path):
+    """A copy of ``sequence`` whose frames are black: crops of it are all zero (the pad colour is the mean)."""
+    import cv2
+
+    frames = []
+    for i, path in enumerate(sequence.frames):
+        frames.append(str(tmp_path / f"{i:04d}.jpg"))
+        cv2.imwrite(frames[-1], np.zeros_like(cv2.imread(path)))
+    return type(sequence)("black", frames, sequence.boxes)
+
+
+def test_negative_pairs_take_the_search_crop_from_another_sequence(sequences, tmp_path):
+    pool = [sequences[0], _flat(sequences[0], tmp_path)]
+    rng = np.random.default_rng(3)
+    seen = set()
+    for negative in [True, False] * 12:
+        images, box = sample_pair(rng, pool, negative=negative)
+        black_template, black_search = images["template"].max() == 0, images["search"].max() == 0
+        assert black_template != black_search if negative else black_template == black_search
+        assert np.all(box[2:] > box[:2])  # the other sequence's target, where the crop is cut around it
+        seen.add((negative, bool(black_template)))
+    assert len(seen) == 4  # both sequences gave templates for both kinds of pair
+
+
+def test_negative_fraction_marks_the_pairs_and_keeps_the_positive_stream(sequences):
+    def draw(fraction, count=48):
+        batches = pair_dataset(sequences, batch_size=count, seed=4, negative_fraction=fraction)
+        return next(iter(batches))[1]
+
+    plain = draw(0.0)
+    np.testing.assert_array_equal(plain["positive"], 1.0)
+    rng = np.random.default_rng(4)  # the pairs are those sample_pair draws from the seed, as before negatives existed
+    np.testing.assert_array_equal(plain["box"][:3], [sample_pair(rng, sequences)[1] for _ in range(3)])
+    mixed = draw(0.5)["positive"].numpy()
+    assert set(np.unique(mixed)) == {0.0, 1.0} and 0.25 < mixed.mean() < 0.75
+
+
+@pytest.mark.parametrize("fraction,count,message", [
+    (0.3, 1, "at least two sequences"),
+    (1.0, 2, "some pairs must be positive"),
+])
+def test_negative_fraction_bad_input(sequences, fraction, count, message):
+    with pytest.raises(UserError, match=message):
+        pair_dataset(sequences[:count], batch_size=2, seed=0, negative_fraction=fraction)

@@ -65,6 +65,24 @@ def test_losses_stay_finite_for_boxes_partly_outside_the_grid():
     assert all(np.isfinite(v.numpy()).all() for v in losses.values())
 
 
+def test_a_negative_pair_has_only_negative_cells_and_no_box_loss():
+    boxes = tf.constant([[30.0, 40.0, 70.0, 90.0]] * 2)
+    rng = np.random.default_rng(1)
+    logits = tf.constant(rng.normal(size=(2, 8, 8, 1)).astype(np.float32))
+    reg = tf.Variable(rng.uniform(1, 40, (2, 8, 8, 4)).astype(np.float32))
+    with tf.GradientTape() as tape:
+        losses = tracking_losses(boxes, {"cls": logits, "reg": reg}, search_size=128, positive=tf.constant([1.0, 0.0]))
+        total = tf.reduce_sum(losses["loss"])
+    default = tracking_losses(boxes, {"cls": logits, "reg": reg}, search_size=128)
+    for key in losses:  # a positive pair is scored as without the flag
+        assert float(losses[key][0]) == pytest.approx(float(default[key][0]), rel=1e-6)
+    bce = tf.nn.sigmoid_cross_entropy_with_logits(labels=tf.zeros_like(logits[1]), logits=logits[1])
+    assert float(losses["cls_loss"][1]) == pytest.approx(0.5 * float(tf.reduce_mean(bce)), rel=1e-5)
+    assert float(losses["reg_loss"][1]) == 0.0
+    gradient = tape.gradient(total, reg).numpy()
+    assert np.abs(gradient[0]).sum() > 0 and not gradient[1].any()
+
+
 def test_learning_rate_schedule():
     assert reference_learning_rate(0) == pytest.approx(2e-2)
     assert reference_learning_rate(5) == pytest.approx(1e-1)
@@ -175,6 +193,7 @@ def test_mirrored_strategy_matches_one_device(batch_norm):
     (["--data", "DATA", "--output", "OUT", "--weights", "MISSING.h5"], "MISSING.h5"),
     (["--data", "DATA", "--output", "OUT", "--batch_norm", "frozen"], "pass --weights"),
     (["--data", "DATA", "--output", "OUT", "--search_scale", "1.5"], "search_scale"),
+    (["--data", "DATA", "--output", "OUT", "--negative_fraction", "0.95"], "negative_fraction"),
 ])
 def test_cli_bad_input_exits_2_and_writes_nothing(tmp_path, capsys, argv, message):
     from zippy_tf.cli.main import main
@@ -201,8 +220,8 @@ def test_cli_fine_tunes_with_frozen_batch_norm(tmp_path, capsys, statistics_step
     assert main(["train", "lighttrack", "--data", str(tmp_path / "data"), "--output", str(tmp_path / "run"),
                  "--weights", str(tmp_path / "start.h5"), "--batch_norm", "frozen",
                  "--statistics_steps", str(statistics_steps), "--epochs", "1", "--steps_per_epoch", "1",
-                 "--batch_size", "2", "--template_size", str(TEMPLATE),
-                 "--search_size", str(SEARCH), "--search_scale", "0.4"]) == 0
+                 "--batch_size", "2", "--template_size", str(TEMPLATE), "--search_size", str(SEARCH),
+                 "--search_scale", "0.4", "--negative_fraction", "0.5"]) == 0
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
 
     def statistics(path):

@@ -25,6 +25,10 @@ def define_flags(fv):
     flags.DEFINE_float("search_scale", 0.18, "per-axis scale jitter of the search crop, 1 ± U(s) (reference 0.18); "
                        "larger values vary the target's size in the crop more, so the box regression must measure "
                        "it instead of predicting the usual size", lower_bound=0.0, upper_bound=0.9, flag_values=fv)
+    flags.DEFINE_float("negative_fraction", 0.0, "fraction of negative pairs (not the reference's; SiamRPN++'s): the "
+                       "search crop from another sequence, every cell a negative, so the network must match the "
+                       "template instead of scoring any object near the centre", lower_bound=0.0, upper_bound=0.9,
+                       flag_values=fv)
     flags.DEFINE_enum("batch_norm", "batch", ["batch", "frozen"], "BatchNorm while training: 'batch' statistics "
                       "(from scratch), or 'frozen': re-estimate the statistics of --weights on --statistics_steps "
                       "batches, then train with BatchNorm in inference mode, as the deployed tracker runs "
@@ -69,7 +73,8 @@ def main(fv, args, name):
                         "batch first)")
     sequences = load_sequences(fv.data, fv.format)
     dataset = pair_dataset(sequences, template_size=fv.template_size, search_size=fv.search_size,
-                           search_scale=fv.search_scale, batch_size=fv.batch_size, seed=fv.seed)
+                           search_scale=fv.search_scale, negative_fraction=fv.negative_fraction,
+                           batch_size=fv.batch_size, seed=fv.seed)
     keras.utils.set_random_seed(fv.seed)
     # several GPUs: one replica each, the batch split between them (losses and BatchNorm are global-batch exact)
     gpus = tf.config.list_logical_devices("GPU")

@@ -1,9 +1,10 @@
 """Training targets and losses of the Ocean / LightTrack / E.T.Track family (anchor-free classification + IoU).
 
 Per pair: cls = 0.5·BCE over positive cells + 0.5·BCE over negative cells, reg = UnitBox IoU loss over the cells
-inside the ground-truth box, total = cls + 1.2·reg. The reference averages positives and inside-cells over the whole
-batch; here each pair is normalised on its own and pairs are averaged, so the loss of a batch split over replicas
-is exactly the loss of the whole batch (``tf.distribute``).
+inside the ground-truth box, total = cls + 1.2·reg (a negative pair: cls over its cells, all negative, and no
+reg). The reference averages positives and inside-cells over the whole batch; here each pair is normalised on its
+own and pairs are averaged, so the loss of a batch split over replicas is exactly the loss of the whole batch
+(``tf.distribute``).
 """
 
 from zippy_tf._compat import tf
@@ -67,10 +68,17 @@ def iou_loss(reg_target, reg_pred, reg_weight):
     return _masked_mean(loss[..., None], reg_weight)
 
 
-def tracking_losses(boxes, outputs, *, search_size, stride=STRIDE):
-    """Per-pair losses {"loss", "cls_loss", "reg_loss"} (each (B,)) of network ``outputs`` for ground-truth ``boxes``."""
+def tracking_losses(boxes, outputs, *, search_size, stride=STRIDE, positive=None):
+    """Per-pair losses {"loss", "cls_loss", "reg_loss"} (each (B,)) of network ``outputs`` for ground-truth ``boxes``.
+
+    ``positive`` (B,), optional: 0 marks a negative pair (``zippy_tf.tracking.pairs``), whose cells are all negatives
+    and which has no regression loss; 1 (the default for every pair) a positive one.
+    """
     label, reg_target, reg_weight = assign_targets(
         boxes, output_size=outputs["cls"].shape[1], search_size=search_size, stride=stride)
+    if positive is not None:
+        positive = tf.reshape(tf.cast(positive, tf.float32), [-1, 1, 1, 1])
+        label, reg_weight = label * positive, reg_weight * positive
     cls = classification_loss(label, outputs["cls"])
     reg = iou_loss(reg_target, outputs["reg"], reg_weight)
     return {"loss": CLS_WEIGHT * cls + REG_WEIGHT * reg, "cls_loss": cls, "reg_loss": reg}

@@ -6,6 +6,11 @@ the tracker's own geometry (:mod:`zippy_tf.tracking.crops`): the template region
 around the target in the second frame. Augmentation is the reference's shift and per-axis scale jitter: the
 template by U(−4, 4) px and 1 ± U(0.05), the search region by U(−64, 64) px and 1 ± U(0.18), so the target is
 not always at the centre of the search crop (else the network would learn a centre prior).
+
+Negative pairs (our addition, off by default; SiamRPN++ and DaSiamRPN train with them): the search crop is cut the
+same way around the target of *another* sequence, and every cell of it is a negative. Trained on positive pairs
+only, a network can score well by finding "an object near the centre" whatever the template shows; a negative
+pair holds an object near the centre that is not the template's, so only matching the template lowers its loss.
 """
 
 import functools
@@ -35,44 +40,66 @@ def _jittered_crop(rng, image, box, region_side, out_size, shift, scale):
     return crop[..., ::-1].astype(np.float32), corners.reshape(4).astype(np.float32)
 
 
-def sample_pair(rng, sequences, *, template_size=127, search_size=256, frame_range=100, context_amount=0.5,
-                template_shift=4, template_scale=0.05, search_shift=64, search_scale=0.18):
+def _visible(sequence):
+    return np.flatnonzero(np.all(np.isfinite(sequence.boxes), axis=1))
+
+
+def sample_pair(rng, sequences, *, negative=False, template_size=127, search_size=256, frame_range=100,
+                context_amount=0.5, template_shift=4, template_scale=0.05, search_shift=64, search_scale=0.18):
     """One random pair: ({"template": (T, T, 3), "search": (S, S, 3)} float32 RGB in [0, 255], box (4,)).
 
-    ``box`` is the target's x1, y1, x2, y2 in search-crop pixels.
+    ``box`` is the x1, y1, x2, y2 in search-crop pixels of the target the search crop is cut around: the
+    template's target, or with ``negative`` that of another sequence (a frame of which is the search crop).
     """
-    sequence = sequences[rng.integers(len(sequences))]
-    valid = np.flatnonzero(np.all(np.isfinite(sequence.boxes), axis=1))
+    index = rng.integers(len(sequences))
+    sequence = sequences[index]
+    valid = _visible(sequence)
     first = rng.choice(valid)
-    near = valid[np.abs(valid - first) <= frame_range]
-    second = rng.choice(near)
+    if negative:
+        if len(sequences) < 2:
+            raise UserError("negative pairs need at least two sequences with a visible target; add sequences or "
+                            "set the negative fraction to 0")
+        searched = sequences[(index + rng.integers(1, len(sequences))) % len(sequences)]
+        second = rng.choice(_visible(searched))
+    else:
+        searched = sequence
+        second = rng.choice(valid[np.abs(valid - first) <= frame_range])
     boxes = sequence.boxes
     template, _ = _jittered_crop(
         rng, _read_image(sequence.frames[first]), boxes[first], context_size(*boxes[first][2:], context_amount),
         template_size, template_shift, template_scale,
     )
-    search_side = context_size(*boxes[second][2:], context_amount) * search_size / template_size
+    box = searched.boxes[second]
+    search_side = context_size(*box[2:], context_amount) * search_size / template_size
     search, box = _jittered_crop(
-        rng, _read_image(sequence.frames[second]), boxes[second], search_side, search_size, search_shift, search_scale,
+        rng, _read_image(searched.frames[second]), box, search_side, search_size, search_shift, search_scale,
     )
     return {"template": template, "search": search}, box
 
 
-def pair_dataset(sequences, *, batch_size, seed, template_size=127, search_size=256, frame_range=100,
-                 context_amount=0.5, template_shift=4, template_scale=0.05, search_shift=64, search_scale=0.18):
+def pair_dataset(sequences, *, batch_size, seed, negative_fraction=0.0, template_size=127, search_size=256,
+                 frame_range=100, context_amount=0.5, template_shift=4, template_scale=0.05, search_shift=64,
+                 search_scale=0.18):
     """An endless, seeded ``tf.data.Dataset`` of batched pairs.
 
-    Yields ({"template": (B, T, T, 3), "search": (B, S, S, 3)} float32 RGB in [0, 255], {"box": (B, 4)} float32
-    (x1, y1, x2, y2 of the target in search-crop pixels; an elongated target near the shift bound may reach past
-    the crop's edge, as in the reference). Use ``steps_per_epoch`` with ``model.fit``.
+    Yields ({"template": (B, T, T, 3), "search": (B, S, S, 3)} float32 RGB in [0, 255], {"box": (B, 4),
+    "positive": (B,)} float32: x1, y1, x2, y2 of the target in search-crop pixels (an elongated target near the
+    shift bound may reach past the crop's edge, as in the reference), and 1 for a positive pair, 0 for a negative
+    one, which each pair is with probability ``negative_fraction`` (0 draws exactly the pairs it drew before negative
+    pairs existed). Use ``steps_per_epoch`` with ``model.fit``.
     """
     from zippy_tf._compat import tf
 
-    usable = [s for s in sequences if np.all(np.isfinite(s.boxes), axis=1).any()]
+    usable = [s for s in sequences if _visible(s).size]
     if not usable:
         raise UserError("no sequence has a visible target; check the data set's ground truth")
     if batch_size < 1:
         raise UserError(f"batch size {batch_size} must be at least 1")
+    if not 0.0 <= negative_fraction < 1.0:
+        raise UserError(f"negative fraction {negative_fraction} must be in [0, 1): some pairs must be positive")
+    if negative_fraction and len(usable) < 2:
+        raise UserError("negative pairs need at least two sequences with a visible target; add sequences or set "
+                        "the negative fraction to 0")
     options = dict(template_size=template_size, search_size=search_size, frame_range=frame_range,
                    context_amount=context_amount, template_shift=template_shift, template_scale=template_scale,
                    search_shift=search_shift, search_scale=search_scale)
@@ -80,13 +107,14 @@ def pair_dataset(sequences, *, batch_size, seed, template_size=127, search_size=
     def generate():
         rng = np.random.default_rng(seed)
         while True:
-            images, box = sample_pair(rng, usable, **options)
-            yield images, {"box": box}
+            negative = bool(negative_fraction) and rng.random() < negative_fraction
+            images, box = sample_pair(rng, usable, negative=negative, **options)
+            yield images, {"box": box, "positive": np.float32(not negative)}
 
     signature = (
         {"template": tf.TensorSpec((template_size, template_size, 3), tf.float32),
          "search": tf.TensorSpec((search_size, search_size, 3), tf.float32)},
-        {"box": tf.TensorSpec((4,), tf.float32)},
+        {"box": tf.TensorSpec((4,), tf.float32), "positive": tf.TensorSpec((), tf.float32)},
     )
     dataset = tf.data.Dataset.from_generator(generate, output_signature=signature)
     return dataset.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)

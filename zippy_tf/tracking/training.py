@@ -1,10 +1,11 @@
 """Training a tracker with ``model.fit``: the pair trainer, the reference learning-rate schedule, resumable runs.
 
 The trainer consumes the pair sampler's batches (``zippy_tf.tracking.pairs.pair_dataset``):
-``({"template": (B, T, T, 3), "search": (B, S, S, 3)}, {"box": (B, 4)})`` float32, images RGB in [0, 255], boxes
-x1, y1, x2, y2 in search-crop pixels. Targets are assigned in the graph from the boxes. Build the network and the
-trainer under ``strategy.scope()`` to train on several devices: losses are per pair and BatchNorm is synchronised,
-so N replicas compute what one device computes on the same global batch.
+``({"template": (B, T, T, 3), "search": (B, S, S, 3)}, {"box": (B, 4), "positive": (B,)})`` float32, images RGB in
+[0, 255], boxes x1, y1, x2, y2 in search-crop pixels, ``positive`` 0 for a negative pair (optional). Targets are
+assigned in the graph from the boxes. Build the network and the trainer under ``strategy.scope()`` to train on
+several devices: losses are per pair and BatchNorm is synchronised, so N replicas compute what one device computes
+on the same global batch.
 """
 
 import contextlib
@@ -67,7 +68,8 @@ class TrackerTrainer(Trainer):
     def pair_losses(self, data, training):
         """Per-pair losses {"loss", "cls_loss", "reg_loss"}, each (B,), of one batch."""
         inputs, targets = data[:2]
-        return tracking_losses(targets["box"], self(inputs, training=training), search_size=self.search_size)
+        return tracking_losses(targets["box"], self(inputs, training=training), search_size=self.search_size,
+                               positive=targets.get("positive"))
 
     def _update(self, losses):
         for name in LOSS_NAMES:
