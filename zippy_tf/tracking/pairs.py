@@ -22,6 +22,9 @@ from zippy_tf.tracking.crops import context_size, crop_and_resize, image_to_crop
 from zippy_tf.tracking.datasets import read_image
 
 
+TOO_FEW_FOR_NEGATIVES = ("negative pairs need at least two sequences with a visible target; add sequences or set "
+                         "the negative fraction to 0")
+
 # Pairs revisit the same frames often; a small cache saves most JPEG decoding on small data sets.
 _read_image = functools.lru_cache(maxsize=256)(read_image)
 
@@ -57,8 +60,7 @@ def sample_pair(rng, sequences, *, negative=False, template_size=127, search_siz
     first = rng.choice(valid)
     if negative:
         if len(sequences) < 2:
-            raise UserError("negative pairs need at least two sequences with a visible target; add sequences or "
-                            "set the negative fraction to 0")
+            raise UserError(TOO_FEW_FOR_NEGATIVES)
         searched = sequences[(index + rng.integers(1, len(sequences))) % len(sequences)]
         second = rng.choice(_visible(searched))
     else:
@@ -98,8 +100,7 @@ def pair_dataset(sequences, *, batch_size, seed, negative_fraction=0.0, template
     if not 0.0 <= negative_fraction < 1.0:
         raise UserError(f"negative fraction {negative_fraction} must be in [0, 1): some pairs must be positive")
     if negative_fraction and len(usable) < 2:
-        raise UserError("negative pairs need at least two sequences with a visible target; add sequences or set "
-                        "the negative fraction to 0")
+        raise UserError(TOO_FEW_FOR_NEGATIVES)
     options = dict(template_size=template_size, search_size=search_size, frame_range=frame_range,
                    context_amount=context_amount, template_shift=template_shift, template_scale=template_scale,
                    search_shift=search_shift, search_scale=search_scale)
