@@ -84,13 +84,12 @@ def main(fv, args, name):
 
         search = result = tune(sequences, make_tracker, trials=fv.trials, seed=fv.seed,
                                log_path=os.path.join(fv.output, "trials.jsonl"), setup=setup, progress=progress)
-        confirmation = {}
+        confirmation, confirm_log = {}, os.path.join(fv.output, "confirm.jsonl")
         if confirm_sequences is not None:
             confirmation = {"confirmed_on": {**setup, "data": os.path.abspath(fv.confirm_data),
                                              "sequences": len(confirm_sequences)}, "confirm_top": fv.confirm_top}
             result = confirm(search, confirm_sequences, make_tracker, top=fv.confirm_top,
-                             log_path=os.path.join(fv.output, "confirm.jsonl"), setup=confirmation["confirmed_on"],
-                             progress=progress)
+                             log_path=confirm_log, setup=confirmation["confirmed_on"], progress=progress)
     # the scores of the split the choice was made on: the confirmation split's if there is one
     best, baseline = result["best"], result["baseline"]
     path = os.path.join(fv.output, FILE_NAME)
@@ -106,7 +105,7 @@ def main(fv, args, name):
             "precision_20": best["precision_20"], "baseline_success_auc": baseline["success_auc"],
             "baseline_precision_20": baseline["precision_20"], "trials": len(search["trials"]),
             "hyperparameters_file": path, "log": os.path.join(fv.output, "trials.jsonl"),
-            **({"confirmed_on": confirmation["confirmed_on"]["data"], "confirm_log": os.path.join(fv.output, "confirm.jsonl"),
+            **({"confirmed_on": confirmation["confirmed_on"]["data"], "confirm_log": confirm_log,
                 "search_best": search["best"]["hyperparameters"]} if confirmation else {}),
             **({"added_to": fv.add_to} if fv.add_to else {})}
 
