@@ -123,10 +123,60 @@ def test_negative_fraction_marks_the_pairs_and_keeps_the_positive_stream(sequenc
     assert set(np.unique(mixed)) == {0.0, 1.0} and 0.25 < mixed.mean() < 0.75
 
 
+def test_distractor_pairs_cut_the_search_crop_around_a_look_alike(sequences):
+    """Without jitter the search crop is exactly the crop around one annotated distractor of some frame, and the box
+    is the template's target in that crop's pixels."""
+    from zippy_tf.tracking.crops import context_size
+
+    rng = np.random.default_rng(7)
+    still = dict(template_shift=0, template_scale=0, search_shift=0, search_scale=0)
+    for _ in range(6):
+        images, box = sample_pair(rng, sequences, distractor=True, **still)
+        found = 0
+        for sequence in sequences:
+            for i, target in enumerate(sequence.boxes):
+                side = context_size(*target[2:], 0.5) * 256 / 127
+                for d in sequence.distractors[i]:
+                    centre = d[:2] + d[2:] / 2
+                    expected = image_to_crop(np.array([target[:2], target[:2] + target[2:]]), centre, side, 256)
+                    if np.allclose(box, expected.reshape(4), atol=1e-3):
+                        image = sequence.read(i)
+                        crop = crop_and_resize(image, centre, side, 256, image.reshape(-1, 3).mean(0))
+                        np.testing.assert_array_equal(images["search"], crop[..., ::-1])
+                        found += 1
+        assert found == 1
+        assert np.abs((box[:2] + box[2:]) / 2 - 128).max() > 1  # the target is not where the crop is centred
+
+
+def test_fractions_keep_the_earlier_streams_and_mark_the_pairs(sequences):
+    def draw(negative, distractor, count=40):
+        batches = pair_dataset(sequences, batch_size=count, seed=4, negative_fraction=negative,
+                               distractor_fraction=distractor)
+        return next(iter(batches))[1]
+
+    rng = np.random.default_rng(4)  # distractor fraction 0: the pairs drawn before distractor pairs existed
+    expected = [sample_pair(rng, sequences, negative=rng.random() < 0.5)[1] for _ in range(3)]
+    np.testing.assert_array_equal(draw(0.5, 0.0)["box"][:3], expected)
+    np.testing.assert_array_equal(draw(0.0, 0.5)["positive"], 1.0)  # distractor pairs are positive pairs
+    assert not np.array_equal(draw(0.0, 0.5)["box"], draw(0.0, 0.0)["box"])
+    mixed = draw(0.3, 0.5)["positive"].numpy()
+    assert set(np.unique(mixed)) == {0.0, 1.0}
+
+
 @pytest.mark.parametrize("fraction,count,message", [
     (0.3, 1, "at least two sequences"),
-    (1.0, 2, "some pairs must be positive"),
+    (1.0, 2, "some pairs must be plain positive"),
 ])
 def test_negative_fraction_bad_input(sequences, fraction, count, message):
     with pytest.raises(UserError, match=message):
         pair_dataset(sequences[:count], batch_size=2, seed=0, negative_fraction=fraction)
+
+
+def test_distractor_fraction_bad_input(sequences):
+    with pytest.raises(UserError, match="sum to less than 1"):
+        pair_dataset(sequences, batch_size=2, seed=0, negative_fraction=0.5, distractor_fraction=0.5)
+    plain = [type(s)(s.name, s.frames, s.boxes) for s in sequences]  # e.g. real OTB data: no distractors annotated
+    with pytest.raises(UserError, match="distractors_rect.txt"):
+        pair_dataset(plain, batch_size=2, seed=0, distractor_fraction=0.2)
+    with pytest.raises(UserError, match="distractors_rect.txt"):
+        sample_pair(np.random.default_rng(0), plain, distractor=True)

@@ -218,7 +218,7 @@ class OracleNetwork:
 def test_decoding_the_training_targets_gives_back_the_box():
     from zippy_tf.tracking.generate import render_sequence
 
-    frames, boxes = render_sequence(np.random.default_rng([5, 3]), 30, (240, 320))
+    frames, boxes, _ = render_sequence(np.random.default_rng([5, 3]), 30, (240, 320))
     network = OracleNetwork()
     network.tracker = tracker = Tracker(network, small_target_search_size=256)
     tracker.init(frames[0], boxes[0])

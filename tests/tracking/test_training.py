@@ -194,6 +194,7 @@ def test_mirrored_strategy_matches_one_device(batch_norm):
     (["--data", "DATA", "--output", "OUT", "--batch_norm", "frozen"], "pass --weights"),
     (["--data", "DATA", "--output", "OUT", "--search_scale", "1.5"], "search_scale"),
     (["--data", "DATA", "--output", "OUT", "--negative_fraction", "0.95"], "negative_fraction"),
+    (["--data", "DATA", "--output", "OUT", "--distractor_fraction", "0.95"], "distractor_fraction"),
 ])
 def test_cli_bad_input_exits_2_and_writes_nothing(tmp_path, capsys, argv, message):
     from zippy_tf.cli.main import main
@@ -221,7 +222,7 @@ def test_cli_fine_tunes_with_frozen_batch_norm(tmp_path, capsys, statistics_step
                  "--weights", str(tmp_path / "start.h5"), "--batch_norm", "frozen",
                  "--statistics_steps", str(statistics_steps), "--epochs", "1", "--steps_per_epoch", "1",
                  "--batch_size", "2", "--template_size", str(TEMPLATE), "--search_size", str(SEARCH),
-                 "--search_scale", "0.4", "--negative_fraction", "0.5"]) == 0
+                 "--search_scale", "0.4", "--negative_fraction", "0.5", "--distractor_fraction", "0.3"]) == 0
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
 
     def statistics(path):

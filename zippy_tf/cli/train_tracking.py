@@ -29,6 +29,10 @@ def define_flags(fv):
                        "search crop from another sequence, every cell a negative, so the network must match the "
                        "template instead of scoring any object near the centre", lower_bound=0.0, upper_bound=0.9,
                        flag_values=fv)
+    flags.DEFINE_float("distractor_fraction", 0.0, "fraction of distractor pairs (not the reference's; DaSiamRPN's): "
+                       "the search crop cut around a look-alike of the target in the same frame, the labels where the "
+                       "target is; needs sequences that annotate distractors (the generated ones do)",
+                       lower_bound=0.0, upper_bound=0.9, flag_values=fv)
     flags.DEFINE_enum("batch_norm", "batch", ["batch", "frozen"], "BatchNorm while training: 'batch' statistics "
                       "(from scratch), or 'frozen': re-estimate the statistics of --weights on --statistics_steps "
                       "batches, then train with BatchNorm in inference mode, as the deployed tracker runs "
@@ -74,6 +78,7 @@ def main(fv, args, name):
     sequences = load_sequences(fv.data, fv.format)
     dataset = pair_dataset(sequences, template_size=fv.template_size, search_size=fv.search_size,
                            search_scale=fv.search_scale, negative_fraction=fv.negative_fraction,
+                           distractor_fraction=fv.distractor_fraction,
                            batch_size=fv.batch_size, seed=fv.seed)
     keras.utils.set_random_seed(fv.seed)
     # several GPUs: one replica each, the batch split between them (losses and BatchNorm are global-batch exact)

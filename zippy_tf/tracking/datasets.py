@@ -21,14 +21,23 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
 # benchmark's own sequence table.
 OTB_FRAME_RANGES = {"David": (300, 770), "BlurCar1": (247, 988), "BlurCar3": (3, 359), "BlurCar4": (18, 397)}
 
+# Not part of any benchmark's layout: the generated sequences (zippy_tf.tracking.generate) write the rectangles of
+# their look-alike distractors here, one line per frame, K boxes of x, y, w, h each, 1-based like OTB's.
+DISTRACTOR_FILE = "distractors_rect.txt"
+
 
 @dataclasses.dataclass
 class Sequence:
-    """One video: frame paths and one (x, y, w, h) box per frame (0-based, NaN where the target is absent)."""
+    """One video: frame paths and one (x, y, w, h) box per frame (0-based, NaN where the target is absent).
+
+    ``distractors``, (frames, K, 4) 0-based boxes of K objects that look like the target, or None: only sequences
+    that annotate them (``DISTRACTOR_FILE``) have them; training samples distractor-aware pairs from them.
+    """
 
     name: str
     frames: list
     boxes: np.ndarray
+    distractors: np.ndarray = None
 
     def __len__(self):
         return len(self.frames)
@@ -101,7 +110,25 @@ def _otb(root):
             # Two-target sequences (Jogging, Skating2) have groundtruth_rect.1.txt and .2.txt.
             suffix = f"_{gt.split('.')[1]}" if len(gt_files) > 1 else ""
             sequences.append(_sequence(name + suffix, frames, boxes, os.path.join(folder, gt)))
+        if len(gt_files) == 1 and os.path.isfile(os.path.join(folder, DISTRACTOR_FILE)):
+            sequences[-1].distractors = _read_distractors(os.path.join(folder, DISTRACTOR_FILE), len(frames))
     return sequences
+
+
+def _read_distractors(path, count):
+    """``DISTRACTOR_FILE`` as (count, K, 4) 0-based boxes."""
+    with open(path) as f:
+        first = next((line for line in f if line.strip()), "")
+    width = len([v for v in re.split(r"[,\s]+", first.strip()) if v])
+    if not width or width % 4:
+        raise UserError(f"{path}: a line must hold x, y, w, h of each distractor (a multiple of 4 numbers), got "
+                        f"{width}; fix or delete the file")
+    rows = _read_rows(path, width)
+    if len(rows) != count:
+        raise UserError(f"{path} has {len(rows)} lines for {count} frames; fix or delete the file")
+    boxes = rows.reshape(count, -1, 4)
+    boxes[..., :2] -= 1  # 1-based, as the ground truth beside it
+    return boxes
 
 
 def _flags(path, count):

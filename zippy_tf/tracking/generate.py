@@ -4,6 +4,10 @@ The target is a crop of one photo moving smoothly (and changing scale) over a sl
 photo; distractors are other crops, one of them from the target's own photo so that it looks alike. The ground
 truth is the exact pasted rectangle. Sequence ``i`` of seed ``s`` depends only on (s, i), so training and test
 splits made from different seeds never share a sequence.
+
+Each sequence folder also holds ``distractors_rect.txt`` (not part of the OTB layout; the OTB reader loads it when
+present): per frame the pasted rectangles of the distractors, 1-based like the ground truth, around which
+distractor-aware training pairs (``zippy_tf.tracking.pairs``) are cut.
 """
 
 import contextlib
@@ -16,6 +20,7 @@ import numpy as np
 
 from zippy_tf.data.photos import PHOTOS, load_photo
 from zippy_tf.errors import UserError
+from zippy_tf.tracking.datasets import DISTRACTOR_FILE
 
 NUM_DISTRACTORS = 2
 MIN_TEXTURE_STD = 20.0
@@ -58,7 +63,8 @@ def _smooth(rng, num_frames, low, high):
 
 
 def render_sequence(rng, num_frames, size):
-    """Frames (list of BGR arrays) and their exact 0-based (x, y, w, h) boxes, shape (num_frames, 4)."""
+    """Frames (list of BGR arrays), their exact 0-based (x, y, w, h) target boxes, shape (num_frames, 4), and the
+    distractors' pasted rectangles, shape (num_frames, NUM_DISTRACTORS, 4), the look-alike one first."""
     height, width = size
     photos = rng.choice(len(PHOTOS), 2 + NUM_DISTRACTORS - 1, replace=False)
     background_photo, target_photo, other_photos = PHOTOS[photos[0]], PHOTOS[photos[1]], photos[2:]
@@ -79,21 +85,24 @@ def render_sequence(rng, num_frames, size):
     distractors += [_random_patch(rng, PHOTOS[p], int(target_h), int(target_w)) for p in other_photos]
     distractor_paths = [_smooth(rng, num_frames, [0, 0], [width - target_w, height - target_h]) for _ in distractors]
 
-    frames, boxes = [], []
+    frames, boxes, distractor_boxes = [], [], []
     for i in range(num_frames):
         frame = background[int(pan[i, 1]) : int(pan[i, 1]) + height, int(pan[i, 0]) : int(pan[i, 0]) + width].copy()
         for patch, path in zip(distractors, distractor_paths):
             _paste(frame, patch, int(path[i, 0]), int(path[i, 1]))
+        distractor_boxes.append([(int(p[i, 0]), int(p[i, 1]), d.shape[1], d.shape[0])
+                                 for d, p in zip(distractors, distractor_paths)])
         w, h = int(sizes[i, 0]), int(sizes[i, 1])
         x, y = int(round(centres[i, 0] - w / 2)), int(round(centres[i, 1] - h / 2))
         _paste(frame, cv2.resize(texture, (w, h), interpolation=cv2.INTER_AREA), x, y)
         frames.append(frame)
         boxes.append((x, y, w, h))
-    return frames, np.asarray(boxes, np.float64)
+    return frames, np.asarray(boxes, np.float64), np.asarray(distractor_boxes, np.float64)
 
 
 def write_otb_sequences(root, num_sequences, num_frames, seed, size=(240, 320)):
-    """Writes ``num_sequences`` sequences ``gen<seed>_<i>/{img/0001.jpg…, groundtruth_rect.txt}`` under ``root``.
+    """Writes ``num_sequences`` sequences ``gen<seed>_<i>/{img/0001.jpg…, groundtruth_rect.txt, distractors_rect.txt}``
+    under ``root``.
 
     Each sequence is written to a hidden folder and renamed when complete, so an interrupted run leaves no
     half-written sequence. Returns the sequence names.
@@ -106,7 +115,7 @@ def write_otb_sequences(root, num_sequences, num_frames, seed, size=(240, 320)):
     names = []
     for i in range(num_sequences):
         name = f"gen{seed}_{i:04d}"
-        frames, boxes = render_sequence(np.random.default_rng([seed, i]), num_frames, size)
+        frames, boxes, distractors = render_sequence(np.random.default_rng([seed, i]), num_frames, size)
         tmp, final = os.path.join(root, f".tmp-{name}"), os.path.join(root, name)
         shutil.rmtree(tmp, ignore_errors=True)
         os.makedirs(os.path.join(tmp, "img"))
@@ -114,6 +123,8 @@ def write_otb_sequences(root, num_sequences, num_frames, seed, size=(240, 320)):
             cv2.imwrite(os.path.join(tmp, "img", f"{k:04d}.jpg"), frame, [cv2.IMWRITE_JPEG_QUALITY, 92])
         one_based = boxes + [1, 1, 0, 0]  # the OTB layout stores 1-based boxes
         np.savetxt(os.path.join(tmp, "groundtruth_rect.txt"), one_based, fmt="%d", delimiter=",")
+        one_based = (distractors + [1, 1, 0, 0]).reshape(len(frames), -1)
+        np.savetxt(os.path.join(tmp, DISTRACTOR_FILE), one_based, fmt="%d", delimiter=",")
         shutil.rmtree(final, ignore_errors=True)
         os.replace(tmp, final)
         names.append(name)

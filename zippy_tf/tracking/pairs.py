@@ -11,6 +11,12 @@ Negative pairs (our addition, off by default; SiamRPN++ and DaSiamRPN train with
 same way around the target of *another* sequence, and every cell of it is a negative. Trained on positive pairs
 only, a network can score well by finding "an object near the centre" whatever the template shows; a negative
 pair holds an object near the centre that is not the template's, so only matching the template lowers its loss.
+
+Distractor pairs (our addition, off by default; DaSiamRPN's distractor-aware training): a positive pair whose search
+crop is cut, with the same jitter, around one of the sequence's annotated look-alikes instead of the target
+(``Sequence.distractors``; the generated sequences record theirs). The look-alike is then where the target usually
+is, and the labels follow the target wherever it lies in the crop, or nowhere when it lies outside: the hard
+negative of the same frame that foreign negative pairs do not show.
 """
 
 import functools
@@ -24,19 +30,23 @@ from zippy_tf.tracking.datasets import read_image
 
 TOO_FEW_FOR_NEGATIVES = ("negative pairs need at least two sequences with a visible target; add sequences or set "
                          "the negative fraction to 0")
+NO_DISTRACTORS = ("distractor pairs need sequences that annotate distractors (the generated ones write "
+                  "distractors_rect.txt); use such data or set the distractor fraction to 0")
 
 # Pairs revisit the same frames often; a small cache saves most JPEG decoding on small data sets.
 _read_image = functools.lru_cache(maxsize=256)(read_image)
 
 
-def _jittered_crop(rng, image, box, region_side, out_size, shift, scale):
-    """Crop of ``image`` around ``box`` with shift (in output pixels) and per-axis scale jitter.
+def _jittered_crop(rng, image, box, region_side, out_size, shift, scale, around=None):
+    """Crop of ``image`` around ``box`` (or around the box ``around``) with shift (in output pixels) and per-axis
+    scale jitter.
 
     Returns (crop as float32 RGB, target box x1, y1, x2, y2 in crop pixels).
     """
     x, y, w, h = box
+    cx, cy, cw, ch = box if around is None else around
     size = region_side * (1 + rng.uniform(-scale, scale, 2))
-    center = np.array([x + w / 2, y + h / 2]) + rng.uniform(-shift, shift, 2) * size / out_size
+    center = np.array([cx + cw / 2, cy + ch / 2]) + rng.uniform(-shift, shift, 2) * size / out_size
     pad_colour = image.reshape(-1, 3).mean(axis=0)
     crop = crop_and_resize(image, center, size, out_size, pad_colour)
     corners = image_to_crop(np.array([[x, y], [x + w, y + h]]), center, size, out_size)
@@ -47,13 +57,26 @@ def _visible(sequence):
     return np.flatnonzero(np.all(np.isfinite(sequence.boxes), axis=1))
 
 
-def sample_pair(rng, sequences, *, negative=False, template_size=127, search_size=256, frame_range=100,
-                context_amount=0.5, template_shift=4, template_scale=0.05, search_shift=64, search_scale=0.18):
+def _has_distractors(sequence):
+    return sequence.distractors is not None and sequence.distractors.size > 0
+
+
+def sample_pair(rng, sequences, *, negative=False, distractor=False, template_size=127, search_size=256,
+                frame_range=100, context_amount=0.5, template_shift=4, template_scale=0.05, search_shift=64,
+                search_scale=0.18):
     """One random pair: ({"template": (T, T, 3), "search": (S, S, 3)} float32 RGB in [0, 255], box (4,)).
 
     ``box`` is the x1, y1, x2, y2 in search-crop pixels of the target the search crop is cut around: the
-    template's target, or with ``negative`` that of another sequence (a frame of which is the search crop).
+    template's target, or with ``negative`` that of another sequence (a frame of which is the search crop). With
+    ``distractor`` the crop is cut around one of the sequence's distractors and ``box`` is still the template's
+    target, wherever it lies (possibly outside the crop).
     """
+    if negative and distractor:
+        raise UserError("a pair is either negative or a distractor pair, not both")
+    if distractor:
+        sequences = [s for s in sequences if _has_distractors(s)]
+        if not sequences:
+            raise UserError(NO_DISTRACTORS)
     index = rng.integers(len(sequences))
     sequence = sequences[index]
     valid = _visible(sequence)
@@ -72,23 +95,32 @@ def sample_pair(rng, sequences, *, negative=False, template_size=127, search_siz
         template_size, template_shift, template_scale,
     )
     box = searched.boxes[second]
+    around = None
+    if distractor:
+        candidates = searched.distractors[second]
+        candidates = candidates[np.all(np.isfinite(candidates), axis=1)]
+        if len(candidates):
+            around = candidates[rng.integers(len(candidates))]
     search_side = context_size(*box[2:], context_amount) * search_size / template_size
     search, box = _jittered_crop(
         rng, _read_image(searched.frames[second]), box, search_side, search_size, search_shift, search_scale,
+        around,
     )
     return {"template": template, "search": search}, box
 
 
-def pair_dataset(sequences, *, batch_size, seed, negative_fraction=0.0, template_size=127, search_size=256,
-                 frame_range=100, context_amount=0.5, template_shift=4, template_scale=0.05, search_shift=64,
-                 search_scale=0.18):
+def pair_dataset(sequences, *, batch_size, seed, negative_fraction=0.0, distractor_fraction=0.0, template_size=127,
+                 search_size=256, frame_range=100, context_amount=0.5, template_shift=4, template_scale=0.05,
+                 search_shift=64, search_scale=0.18):
     """An endless, seeded ``tf.data.Dataset`` of batched pairs.
 
     Yields ({"template": (B, T, T, 3), "search": (B, S, S, 3)} float32 RGB in [0, 255], {"box": (B, 4),
     "positive": (B,)} float32: x1, y1, x2, y2 of the target in search-crop pixels (an elongated target near the
     shift bound may reach past the crop's edge, as in the reference), and 1 for a positive pair, 0 for a negative
     one, which each pair is with probability ``negative_fraction`` (0 draws exactly the pairs it drew before negative
-    pairs existed). Use ``steps_per_epoch`` with ``model.fit``.
+    pairs existed). A pair is a distractor pair (positive, see the module's docstring) with probability
+    ``distractor_fraction`` (0 draws exactly the pairs drawn before distractor pairs existed). Use
+    ``steps_per_epoch`` with ``model.fit``.
     """
     from zippy_tf._compat import tf
 
@@ -97,10 +129,13 @@ def pair_dataset(sequences, *, batch_size, seed, negative_fraction=0.0, template
         raise UserError("no sequence has a visible target; check the data set's ground truth")
     if batch_size < 1:
         raise UserError(f"batch size {batch_size} must be at least 1")
-    if not 0.0 <= negative_fraction < 1.0:
-        raise UserError(f"negative fraction {negative_fraction} must be in [0, 1): some pairs must be positive")
+    if min(negative_fraction, distractor_fraction) < 0 or negative_fraction + distractor_fraction >= 1.0:
+        raise UserError(f"negative fraction {negative_fraction} and distractor fraction {distractor_fraction} must be "
+                        f"≥ 0 and sum to less than 1: some pairs must be plain positive ones")
     if negative_fraction and len(usable) < 2:
         raise UserError(TOO_FEW_FOR_NEGATIVES)
+    if distractor_fraction and not any(_has_distractors(s) for s in usable):
+        raise UserError(NO_DISTRACTORS)
     options = dict(template_size=template_size, search_size=search_size, frame_range=frame_range,
                    context_amount=context_amount, template_shift=template_shift, template_scale=template_scale,
                    search_shift=search_shift, search_scale=search_scale)
@@ -108,8 +143,10 @@ def pair_dataset(sequences, *, batch_size, seed, negative_fraction=0.0, template
     def generate():
         rng = np.random.default_rng(seed)
         while True:
-            negative = bool(negative_fraction) and rng.random() < negative_fraction
-            images, box = sample_pair(rng, usable, negative=negative, **options)
+            draw = rng.random() if negative_fraction or distractor_fraction else 1.0
+            negative = draw < negative_fraction
+            distractor = negative_fraction <= draw < negative_fraction + distractor_fraction
+            images, box = sample_pair(rng, usable, negative=negative, distractor=distractor, **options)
             yield images, {"box": box, "positive": np.float32(not negative)}
 
     signature = (
