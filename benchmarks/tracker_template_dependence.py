@@ -9,7 +9,11 @@ search crop is identical). Per weights file:
 - ``swap_auc``: fraction of pairs whose target cell scores higher with the own template than with the foreign one
   (ties count half). A network that ignores the template scores 0.5, the in-run baseline for every row;
 - ``peak_auc``: how well the map's peak separates own-template crops from foreign-template ones (ROC AUC over
-  all pairs): whether the score says "the template's target is not here".
+  all pairs): whether the score says "the template's target is not here";
+- ``distractor_auc`` (when the sequences annotate their look-alike distractors, as the generated ones do): search
+  crops centred on a distractor of the same frame, with the target elsewhere in the crop (≥ 2 cells away); the
+  fraction whose target cell scores higher than the distractor's (ties half). 0.5 cannot tell them apart; below
+  0.5 the network prefers whatever is at the centre, the tracker's failure mode of jumping to a look-alike.
 
     python benchmarks/tracker_template_dependence.py [--tracker ettrack] [--weights PATH ...] [--data DIR] \
         [--output benchmarks/results/tracker_template_dependence.json]
@@ -26,6 +30,7 @@ from zippy_tf.io import check_output_path, write_json
 from zippy_tf.tracking.datasets import load_sequences
 from zippy_tf.tracking.evaluate import NEURAL_TRACKERS, build_network
 from zippy_tf.tracking.generate import VALIDATION_SPLIT, validation_sequences
+from zippy_tf.tracking.backbone import STRIDE
 from zippy_tf.tracking.model import grid_points
 from zippy_tf.tracking.pairs import sample_pair
 
@@ -39,6 +44,7 @@ flags.DEFINE_integer("threads", 1, "CPU threads")
 flags.DEFINE_string("output", "benchmarks/results/tracker_template_dependence.json", "JSON result")
 
 BATCH = 16
+MIN_CELLS_APART = 2
 
 
 def sample(data):
@@ -61,6 +67,26 @@ def sample(data):
     return np.stack(own), np.stack(foreign), np.stack(searches), np.stack(boxes)
 
 
+def sample_distractor_pairs(data, search_size, stride):
+    """Templates, search crops centred exactly on a same-frame distractor, and target boxes, for the sequences that
+    annotate distractors, keeping the pairs whose target centre lies in the crop ≥ ``MIN_CELLS_APART`` cells from
+    the centre; None when no sequence annotates them."""
+    sequences = [s for s in load_sequences(data, "otb") if s.distractors is not None]
+    if not sequences:
+        return None
+    rng = np.random.default_rng(FLAGS.seed + 1)
+    templates, searches, boxes = [], [], []
+    for sequence in sequences:
+        for _ in range(FLAGS.pairs_per_sequence * 4):  # most distractors are too far from the target: draw more
+            images, box = sample_pair(rng, [sequence], distractor=True, search_shift=0)
+            offset = np.abs((box[:2] + box[2:]) / 2 - search_size / 2)
+            if offset.max() < search_size / 2 - stride and offset.max() >= MIN_CELLS_APART * stride:
+                templates.append(images["template"])
+                searches.append(images["search"])
+                boxes.append(box)
+    return np.stack(templates), np.stack(searches), np.stack(boxes)
+
+
 def score_maps(network, templates, searches):
     pair = network.pair_model()
     logits = np.concatenate([pair([templates[i:i + BATCH], searches[i:i + BATCH]], training=False)["cls"].numpy()
@@ -74,19 +100,34 @@ def auc(higher, lower):
     return float(np.mean((higher > lower) + 0.5 * (higher == lower)))
 
 
-def measure(network, own, foreign, searches, boxes):
+def at_points(maps, points, search_size):
+    """Each map's value at the cell nearest its (x, y) point in search-crop pixels."""
+    grid = grid_points(maps.shape[1], search_size)
+    col, row = np.abs(grid[None] - points[:, :1]).argmin(1), np.abs(grid[None] - points[:, 1:]).argmin(1)
+    return maps[np.arange(len(points)), row, col]
+
+
+def measure(network, own, foreign, searches, boxes, distractor_pairs):
     with_own, with_foreign = score_maps(network, own, searches), score_maps(network, foreign, searches)
-    grid = grid_points(with_own.shape[1], searches.shape[1])
     centres = (boxes[:, :2] + boxes[:, 2:]) / 2
-    col, row = np.abs(grid[None] - centres[:, :1]).argmin(1), np.abs(grid[None] - centres[:, 1:]).argmin(1)
-    index = np.arange(len(boxes))
-    at_own, at_foreign = with_own[index, row, col], with_foreign[index, row, col]
+    at_own, at_foreign = at_points(with_own, centres, searches.shape[1]), at_points(with_foreign, centres,
+                                                                                    searches.shape[1])
+    result = {}
+    if distractor_pairs is not None:
+        templates, crops, targets = distractor_pairs
+        maps = score_maps(network, templates, crops)
+        at_target = at_points(maps, (targets[:, :2] + targets[:, 2:]) / 2, crops.shape[1])
+        at_distractor = at_points(maps, np.full((len(crops), 2), crops.shape[1] / 2), crops.shape[1])
+        result = {"distractor_auc": round(float(np.mean((at_target > at_distractor)
+                                                        + 0.5 * (at_target == at_distractor))), 3),
+                  "target_score_distractor_crop": round(float(at_target.mean()), 3),
+                  "distractor_score": round(float(at_distractor.mean()), 3)}
     return {"target_score_own": round(float(at_own.mean()), 3),
             "target_score_foreign": round(float(at_foreign.mean()), 3),
             "swap_auc": round(float(np.mean((at_own > at_foreign) + 0.5 * (at_own == at_foreign))), 3),
             "peak_auc": round(auc(with_own.max((1, 2)), with_foreign.max((1, 2))), 3),
             "peak_own": round(float(with_own.max((1, 2)).mean()), 3),
-            "peak_foreign": round(float(with_foreign.max((1, 2)).mean()), 3)}
+            "peak_foreign": round(float(with_foreign.max((1, 2)).mean()), 3), **result}
 
 
 def main(argv):
@@ -95,16 +136,21 @@ def main(argv):
     set_threads(FLAGS.threads)
     with validation_sequences(FLAGS.data) as data:
         own, foreign, searches, boxes = sample(data)
+        distractor_pairs = sample_distractor_pairs(data, searches.shape[1], STRIDE)
     results = {}
     for weights in FLAGS.weights or [None]:
         label = weights or "shipped"
-        results[label] = measure(build_network(FLAGS.tracker, weights), own, foreign, searches, boxes)
+        results[label] = measure(build_network(FLAGS.tracker, weights), own, foreign, searches, boxes,
+                                 distractor_pairs)
         print(f"{label}: {results[label]}", file=sys.stderr, flush=True)
     report = {
         "benchmark": "does the score map depend on the template (own vs another sequence's template, same crop)",
         "command": " ".join(["python", *sys.argv]),
         "tracker": FLAGS.tracker, "data": FLAGS.data or VALIDATION_SPLIT, "pairs": len(boxes), "seed": FLAGS.seed,
-        "runtime": "keras fp32", "baseline": "a template-blind network: swap_auc = peak_auc = 0.5",
+        "distractor_pairs": 0 if distractor_pairs is None else len(distractor_pairs[0]),
+        "runtime": "keras fp32",
+        "baseline": "a network that cannot tell the template's target from others: swap_auc = peak_auc = "
+                    "distractor_auc = 0.5",
         "weights": results,
     }
     write_json(FLAGS.output, report)
