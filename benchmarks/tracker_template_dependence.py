@@ -47,9 +47,8 @@ BATCH = 16
 MIN_CELLS_APART = 2
 
 
-def sample(data):
+def sample(sequences, data):
     """Own templates, foreign templates (from the next sequence), search crops and target boxes (x1, y1, x2, y2)."""
-    sequences = load_sequences(data, "otb")
     if len(sequences) < 2:
         print(f"error: {data} holds {len(sequences)} sequence(s); foreign templates need at least two, pass a "
               "folder with more", file=sys.stderr)
@@ -67,11 +66,11 @@ def sample(data):
     return np.stack(own), np.stack(foreign), np.stack(searches), np.stack(boxes)
 
 
-def sample_distractor_pairs(data, search_size, stride):
+def sample_distractor_pairs(sequences, search_size, stride):
     """Templates, search crops centred exactly on a same-frame distractor, and target boxes, for the sequences that
     annotate distractors, keeping the pairs whose target centre lies in the crop ≥ ``MIN_CELLS_APART`` cells from
     the centre; None when no sequence annotates them."""
-    sequences = [s for s in load_sequences(data, "otb") if s.distractors is not None]
+    sequences = [s for s in sequences if s.distractors is not None]
     if not sequences:
         return None
     rng = np.random.default_rng(FLAGS.seed + 1)
@@ -135,8 +134,9 @@ def main(argv):
     check_output_path(FLAGS.output)
     set_threads(FLAGS.threads)
     with validation_sequences(FLAGS.data) as data:
-        own, foreign, searches, boxes = sample(data)
-        distractor_pairs = sample_distractor_pairs(data, searches.shape[1], STRIDE)
+        sequences = load_sequences(data, "otb")
+        own, foreign, searches, boxes = sample(sequences, data)
+        distractor_pairs = sample_distractor_pairs(sequences, searches.shape[1], STRIDE)
     results = {}
     for weights in FLAGS.weights or [None]:
         label = weights or "shipped"
