@@ -69,7 +69,7 @@ def sample(sequences, data):
 def sample_distractor_pairs(sequences, search_size, stride):
     """Templates, search crops centred exactly on a same-frame distractor, and target boxes, for the sequences that
     annotate distractors, keeping the pairs whose target centre lies in the crop ≥ ``MIN_CELLS_APART`` cells from
-    the centre; None when no sequence annotates them."""
+    the centre; None when no sequence annotates them or no pair qualifies."""
     sequences = [s for s in sequences if s.distractors is not None]
     if not sequences:
         return None
@@ -83,6 +83,8 @@ def sample_distractor_pairs(sequences, search_size, stride):
                 templates.append(images["template"])
                 searches.append(images["search"])
                 boxes.append(box)
+    if not boxes:
+        return None
     return np.stack(templates), np.stack(searches), np.stack(boxes)
 
 
@@ -97,6 +99,11 @@ def auc(higher, lower):
     """P(a random ``higher`` value exceeds a random ``lower`` one), ties half (the ROC AUC)."""
     higher, lower = np.asarray(higher)[:, None], np.asarray(lower)[None, :]
     return float(np.mean((higher > lower) + 0.5 * (higher == lower)))
+
+
+def paired_win_rate(first, second):
+    """Fraction of pairs i with first[i] > second[i], ties half."""
+    return round(float(np.mean((first > second) + 0.5 * (first == second))), 3)
 
 
 def at_points(maps, points, search_size):
@@ -117,13 +124,12 @@ def measure(network, own, foreign, searches, boxes, distractor_pairs):
         maps = score_maps(network, templates, crops)
         at_target = at_points(maps, (targets[:, :2] + targets[:, 2:]) / 2, crops.shape[1])
         at_distractor = at_points(maps, np.full((len(crops), 2), crops.shape[1] / 2), crops.shape[1])
-        result = {"distractor_auc": round(float(np.mean((at_target > at_distractor)
-                                                        + 0.5 * (at_target == at_distractor))), 3),
+        result = {"distractor_auc": paired_win_rate(at_target, at_distractor),
                   "target_score_distractor_crop": round(float(at_target.mean()), 3),
                   "distractor_score": round(float(at_distractor.mean()), 3)}
     return {"target_score_own": round(float(at_own.mean()), 3),
             "target_score_foreign": round(float(at_foreign.mean()), 3),
-            "swap_auc": round(float(np.mean((at_own > at_foreign) + 0.5 * (at_own == at_foreign))), 3),
+            "swap_auc": paired_win_rate(at_own, at_foreign),
             "peak_auc": round(auc(with_own.max((1, 2)), with_foreign.max((1, 2))), 3),
             "peak_own": round(float(with_own.max((1, 2)).mean()), 3),
             "peak_foreign": round(float(with_foreign.max((1, 2)).mean()), 3), **result}
