@@ -9,7 +9,8 @@ from zippy_tf._compat import keras, tf
 from zippy_tf.data.photos import load_photo
 from zippy_tf.errors import UserError
 from zippy_tf.tracking.metrics import iou
-from zippy_tf.tracking.tracker import FlatbufferNetwork, Tracker
+from zippy_tf.tracking.crops import as_bgr, crop_and_resize
+from zippy_tf.tracking.tracker import FlatbufferNetwork, Tracker, _to_network_input
 
 SIDE = 40  # target side in frame pixels
 HALF = 32  # half the target side in crop pixels: context 0.5 makes a square target half the template side (~64)
@@ -137,6 +138,27 @@ def test_bad_initial_box(box, message):
 def test_bad_frame(frame):
     with pytest.raises(UserError, match="not an image"):
         Tracker(MatchingNetwork()).init(frame, (1, 1, 4, 4))
+
+
+def test_search_region_is_the_square_update_crops():
+    frames, boxes = moving_target(2)
+    seen = []
+
+    class Recording(MatchingNetwork):
+        def search_net(self, inputs):
+            seen.append(inputs[0])
+            return super().search_net(inputs)
+
+    tracker = Tracker(Recording())
+    tracker.init(frames[0], boxes[0])
+    centre, side = tracker.search_region()
+    x, y, w, h = boxes[0]
+    np.testing.assert_allclose(centre, [x + w / 2, y + h / 2])
+    # a square target with context 0.5 fills a 2·SIDE square, which the template resizes to 127 pixels
+    assert side == pytest.approx(tracker.instance_size * 2 * SIDE / 127)
+    tracker.update(frames[1])
+    crop = crop_and_resize(as_bgr(frames[1]), centre, side, tracker.instance_size, tracker.pad_colour)
+    np.testing.assert_array_equal(seen[0], _to_network_input(crop))
 
 
 def test_update_before_init():

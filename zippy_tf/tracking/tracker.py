@@ -119,12 +119,18 @@ class Tracker:
             self._windows[cells] = np.outer(np.hanning(cells), np.hanning(cells))
         return self._windows[cells]
 
-    def update(self, frame):
+    def search_region(self):
+        """(centre (x, y), side) in frame pixels of the square that the next ``update`` crops and resizes to the
+        search input: a target outside it cannot be found in that frame."""
         if self.center is None:
-            raise UserError("Tracker.update called before init; call init(first_frame, box) first")
-        frame = as_bgr(frame)
+            raise UserError("the tracker was used before init; call init(first_frame, box) first")
         scale_z = self.template_size / context_size(*self.size, self.context_amount)
-        s_x = self.instance_size / scale_z
+        return self.center.copy(), self.instance_size / scale_z
+
+    def update(self, frame):
+        _, s_x = self.search_region()
+        frame = as_bgr(frame)
+        scale_z = self.instance_size / s_x
         search = crop_and_resize(frame, self.center, s_x, self.instance_size, self.pad_colour)
         out = self.network.search_net([_to_network_input(search), self.features])
         logits = np.asarray(out["cls"], np.float64)[0, ..., 0]

@@ -1,0 +1,201 @@
+"""Where a tracker loses its frames: each scored frame of a one-pass evaluation falls in one of four classes,
+
+- ``good``: IoU with the true box ≥ 0.5 (what the success curve counts at its middle threshold);
+- ``box``: the predicted centre is inside the true box but the box is wrong (size or shape);
+- ``distractor``: the predicted centre is inside an annotated look-alike (``distractors_rect.txt``, which the
+  generated sequences write) and not inside the target;
+- ``elsewhere``: anything else (background, drift).
+
+For the neural trackers it also records, from the tracker's own ``search_region()`` before each update, whether the
+true target centre was inside the square the network saw: a tracker sitting on a look-alike with the target still
+in view chose wrongly on its score map; with the target out of view it could not have recovered in that frame.
+``jumps_to_distractor`` counts frames that move onto a look-alike from a good or box frame, ``recoveries`` frames
+that move from a look-alike back to good. OpenCV's CSRT (``--baselines``) runs through the same loop and
+classification in the same run, the baseline for every row.
+
+The default split is generated with seed 4, 100 sequences × 60 frames (comparisons of trained trackers need ≥ 100
+sequences: on 30, equal runs differ by up to 0.03 AUC; ``models/ettrack/card.md``), disjoint from the training
+(1, 5), validation (2, 3) and test (1000) seeds.
+
+    python benchmarks/tracker_failures.py [--tracker ettrack] [--weights PATH --hyperparameters tracker.json ...] \
+        [--runtime fp32] [--baselines csrt] [--data DIR] [--output benchmarks/results/tracker_failures.json]
+"""
+
+import sys
+import tempfile
+
+import numpy as np
+from absl import app, flags
+
+import zippy_tf  # noqa: F401  (sets up Keras 2 before TensorFlow is imported)
+from zippy_tf.cli.common import progress
+from zippy_tf.cli.eval_track import set_threads
+from zippy_tf.errors import UserError
+from zippy_tf.io import check_output_path, write_json
+from zippy_tf.tracking.datasets import load_sequences
+from zippy_tf.tracking.evaluate import NEURAL_TRACKERS, OPENCV_TRACKERS, track_sequence, tracker_factory
+from zippy_tf.tracking.generate import write_otb_sequences
+from zippy_tf.tracking.metrics import iou, sequence_curves, summarize
+from zippy_tf.tracking.tuning import RUNTIMES, read_hyperparameters
+
+FLAGS = flags.FLAGS
+flags.DEFINE_enum("tracker", "ettrack", list(NEURAL_TRACKERS), "neural tracker preset")
+flags.DEFINE_multi_string("weights", None, "weights to compare (default: the shipped ones); repeat the flag")
+flags.DEFINE_multi_string("hyperparameters", None, "tracker.json for each --weights, in the same order (default: "
+                          "the shipped settings for the shipped weights, the reference's otherwise)")
+flags.DEFINE_enum("runtime", "fp32", list(RUNTIMES), "how the neural tracker runs")
+flags.DEFINE_list("baselines", ["csrt"], "OpenCV trackers run through the same loop")
+flags.DEFINE_string("data", None, "OTB-layout sequences with distractors_rect.txt (default: generated, see --seed)")
+flags.DEFINE_integer("seed", 4, "seed of the generated split")
+flags.DEFINE_integer("num_sequences", 100, "generated sequences")
+flags.DEFINE_integer("num_frames", 60, "frames per generated sequence")
+flags.DEFINE_integer("threads", 1, "CPU threads")
+flags.DEFINE_string("output", "benchmarks/results/tracker_failures.json", "JSON result")
+
+CLASSES = ("good", "box", "distractor", "elsewhere")
+
+
+class RecordingTracker:
+    """Passes calls to ``tracker`` and keeps the search region each update used (None for OpenCV trackers)."""
+
+    def __init__(self, tracker):
+        self.tracker = tracker
+        self.regions = []
+
+    def init(self, frame, box):
+        return self.tracker.init(frame, box)
+
+    def update(self, frame):
+        region = getattr(self.tracker, "search_region", None)
+        self.regions.append(region() if region else None)
+        return self.tracker.update(frame)
+
+
+def inside(points, boxes):
+    """Whether (..., 2) points lie in (..., 4) (x, y, w, h) boxes (broadcast)."""
+    x, y = points[..., 0], points[..., 1]
+    return ((x >= boxes[..., 0]) & (x <= boxes[..., 0] + boxes[..., 2])
+            & (y >= boxes[..., 1]) & (y <= boxes[..., 1] + boxes[..., 3]))
+
+
+def classify(predicted, truth, distractors):
+    """The class index (into ``CLASSES``) of each frame of (N, 4) predictions."""
+    centres = predicted[:, :2] + predicted[:, 2:] / 2
+    on_target = inside(centres, truth)
+    on_distractor = np.any(inside(centres[:, None], distractors), axis=1) & ~on_target
+    good = iou(predicted, truth) >= 0.5
+    return np.select([good, on_target, on_distractor], [0, 1, 2], default=3)
+
+
+def target_in_view(regions, truth):
+    """Whether each true target centre was inside the square search region (centre, side) of its update."""
+    centres = truth[:, :2] + truth[:, 2:] / 2
+    return np.array([np.all(np.abs(c - centre) <= side / 2) for c, (centre, side) in zip(centres, regions)])
+
+
+def failure_breakdown(make_tracker, sequences, label):
+    """Class fractions, look-alike jumps and recoveries, and (neural trackers) the target-in-view fractions."""
+    counts = np.zeros(len(CLASSES), int)
+    in_view = {name: [] for name in CLASSES}
+    jumps = jumps_in_view = recoveries = 0
+    success, precision, box_ious = [], [], []
+    for k, sequence in enumerate(sequences):
+        if sequence.distractors is None:
+            raise UserError(f"sequence {sequence.name!r} has no distractors_rect.txt; pass generated sequences "
+                            "(zippy_tf.tracking.generate.write_otb_sequences) or drop --data")
+        recording = RecordingTracker(make_tracker())
+        predicted, _, updates = track_sequence(recording, sequence)
+        s, p = sequence_curves(predicted, sequence.boxes)
+        success.append(s)
+        precision.append(p)
+        scored = slice(len(sequence) - updates, None)  # the frames after the first visible one
+        truth = sequence.boxes[scored]
+        classes = classify(predicted[scored], truth, sequence.distractors[scored])
+        counts += np.bincount(classes, minlength=len(CLASSES))
+        box_ious += list(iou(predicted[scored], truth)[classes == 1])
+        previous = np.concatenate([[0], classes[:-1]])
+        jump = (classes == 2) & (previous <= 1)
+        jumps += int(jump.sum())
+        recoveries += int(((classes == 0) & (previous == 2)).sum())
+        if recording.regions[0] is not None:
+            view = target_in_view(recording.regions, truth)
+            for c, name in enumerate(CLASSES):
+                in_view[name] += list(view[classes == c])
+            jumps_in_view += int((jump & view).sum())
+        progress(f"{label} [{k + 1}/{len(sequences)}] {sequence.name}: "
+                 + ", ".join(f"{n} {int((classes == c).sum())}" for c, n in enumerate(CLASSES)))
+    summary = summarize(success, precision)
+    frames = int(counts.sum())
+    result = {
+        "success_auc": round(summary["success_auc"], 4),
+        "precision_20": round(summary["precision_20"], 4),
+        "frames": frames,
+        "fraction": {name: round(float(n) / frames, 4) for name, n in zip(CLASSES, counts)},
+        "box_median_iou": round(float(np.median(box_ious)), 3) if box_ious else None,
+        "jumps_to_distractor": jumps,
+        "recoveries_from_distractor": recoveries,
+    }
+    if in_view["good"]:
+        result["target_in_view"] = {name: round(float(np.mean(v)), 4) if v else None for name, v in in_view.items()}
+        result["jumps_to_distractor_with_target_in_view"] = jumps_in_view
+    return result
+
+
+def entries():
+    """(label, weights, hyper-parameters or None) for each neural row."""
+    weights = FLAGS.weights or [None]
+    settings = FLAGS.hyperparameters or [None] * len(weights)
+    if len(settings) != len(weights):
+        raise UserError(f"{len(weights)} --weights but {len(settings)} --hyperparameters; give one tracker.json per "
+                        "weights file, or none")
+    return [(f"{FLAGS.tracker}:{w or 'shipped'}", w, read_hyperparameters(h, FLAGS.runtime) if h else None)
+            for w, h in zip(weights, settings)]
+
+
+def run(data):
+    sequences = load_sequences(data, "otb")
+    rows = {}
+    for label, weights, hyperparameters in entries():
+        make = tracker_factory(FLAGS.tracker, weights, hyperparameters, FLAGS.runtime)
+        rows[label] = failure_breakdown(make, sequences, label)
+    for name in FLAGS.baselines:
+        if name not in OPENCV_TRACKERS:
+            raise UserError(f"--baselines takes OpenCV trackers ({', '.join(OPENCV_TRACKERS)}), got {name!r}")
+        rows[name] = failure_breakdown(tracker_factory(name), sequences, name)
+    return rows
+
+
+def main(argv):
+    del argv
+    set_threads(FLAGS.threads)
+    try:
+        check_output_path(FLAGS.output)
+        if FLAGS.data is not None:
+            rows, split = run(FLAGS.data), FLAGS.data
+        else:
+            split = f"generated seed {FLAGS.seed}, {FLAGS.num_sequences} x {FLAGS.num_frames}"
+            with tempfile.TemporaryDirectory() as tmp:
+                progress(f"writing the {split} split")
+                write_otb_sequences(tmp, FLAGS.num_sequences, FLAGS.num_frames, FLAGS.seed)
+                rows = run(tmp)
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
+    result = {
+        "command": " ".join(["python", "benchmarks/tracker_failures.py", *sys.argv[1:]]),
+        "data": split,
+        "runtime": FLAGS.runtime,
+        "threads": FLAGS.threads,
+        "classes": {
+            "good": "IoU >= 0.5", "box": "centre inside the true box, IoU < 0.5",
+            "distractor": "centre inside an annotated look-alike, not the target", "elsewhere": "the rest",
+        },
+        "trackers": rows,
+    }
+    write_json(FLAGS.output, result)
+    for name, row in rows.items():
+        print(name, row)
+
+
+if __name__ == "__main__":
+    app.run(main)
