@@ -9,8 +9,9 @@
 For the neural trackers it also records, from the tracker's own ``search_region()`` before each update, whether the
 true target centre was inside the square the network saw: a tracker sitting on a look-alike with the target still
 in view chose wrongly on its score map; with the target out of view it could not have recovered in that frame.
-``jumps_to_distractor`` counts frames that move onto a look-alike from a good or box frame, ``recoveries`` frames
-that move from a look-alike back to good. OpenCV's CSRT (``--baselines``) runs through the same loop and
+``jumps_to_distractor`` counts frames that move onto a look-alike from a good or box frame, with how far the nearest
+look-alike was from the target then (in target sizes: below 1 they overlap or touch), ``recoveries`` frames that
+move from a look-alike back to good. OpenCV's CSRT (``--baselines``) runs through the same loop and
 classification in the same run, the baseline for every row.
 
 The default split is generated with seed 4, 100 sequences × 60 frames (comparisons of trained trackers need ≥ 100
@@ -87,6 +88,13 @@ def classify(predicted, truth, distractors):
     return np.select([good, on_target, on_distractor], [0, 1, 2], default=3)
 
 
+def lookalike_gap(truth, distractors):
+    """Distance from each true target centre to the nearest look-alike's centre, in target sizes (√(w·h))."""
+    centres = truth[:, None, :2] + truth[:, None, 2:] / 2
+    others = distractors[..., :2] + distractors[..., 2:] / 2
+    return np.linalg.norm(others - centres, axis=-1).min(axis=1) / np.sqrt(truth[:, 2] * truth[:, 3])
+
+
 def target_in_view(regions, truth):
     """Whether each true target centre was inside the square search region (centre, side) of its update."""
     centres = truth[:, :2] + truth[:, 2:] / 2
@@ -98,6 +106,7 @@ def failure_breakdown(make_tracker, sequences, label):
     counts = np.zeros(len(CLASSES), int)
     in_view = {name: [] for name in CLASSES}
     jumps = jumps_in_view = recoveries = 0
+    jump_gaps = []
     success, precision, box_ious = [], [], []
     for k, sequence in enumerate(sequences):
         if sequence.distractors is None:
@@ -116,6 +125,7 @@ def failure_breakdown(make_tracker, sequences, label):
         previous = np.concatenate([[0], classes[:-1]])
         jump = (classes == 2) & (previous <= 1)
         jumps += int(jump.sum())
+        jump_gaps += list(lookalike_gap(truth[jump], sequence.distractors[scored][jump]))
         recoveries += int(((classes == 0) & (previous == 2)).sum())
         if recording.regions[0] is not None:
             view = target_in_view(recording.regions, truth)
@@ -133,6 +143,8 @@ def failure_breakdown(make_tracker, sequences, label):
         "fraction": {name: round(float(n) / frames, 4) for name, n in zip(CLASSES, counts)},
         "box_median_iou": round(float(np.median(box_ious)), 3) if box_ious else None,
         "jumps_to_distractor": jumps,
+        "jump_lookalike_gap_median": round(float(np.median(jump_gaps)), 2) if jump_gaps else None,
+        "jumps_with_lookalike_within_one_size": int(np.sum(np.array(jump_gaps) < 1.0)),
         "recoveries_from_distractor": recoveries,
     }
     if in_view["good"]:
