@@ -3,6 +3,9 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 OUT ?= out
+# test processes (pytest-xdist), one per core of the 2-core CI machine; whole files go to one process, so a
+# file's module fixtures are built once
+JOBS ?= 2
 
 .PHONY: setup demo test clean
 
@@ -24,7 +27,7 @@ demo: setup
 	$(BIN)/python benchmarks/latency.py --output_dir $(OUT)
 
 test: setup
-	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -q -n $(JOBS) --dist loadfile tests
 
 clean:
 	rm -rf $(VENV) $(OUT)

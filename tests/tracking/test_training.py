@@ -90,7 +90,15 @@ def test_learning_rate_schedule():
     assert reference_learning_rate(0, epochs=1) == pytest.approx(1e-1)
 
 
+def _seeded_initial_weights():
+    """A fixed initialisation, whatever ran before in this process (pytest-xdist changes that): with some random ones
+    a step legitimately leaves weights unchanged, e.g. every regression output below the final ReLU on these pairs
+    (no gradient reaches the regression tower) or an SE block whose ReLU units are all off."""
+    keras.utils.set_random_seed(0)
+
+
 def _trainer(head="conv"):
+    _seeded_initial_weights()
     trainer = TrackerTrainer(build_tracker_network(head=head, template_size=TEMPLATE, search_size=SEARCH, ffn_dim=32))
     trainer.compile(keras.optimizers.SGD(0.01, momentum=0.9))
     return trainer
@@ -130,6 +138,7 @@ def test_precise_batch_norm_makes_inference_reproduce_training(head):
 def test_frozen_batch_norm_trains_what_inference_computes(tmp_path):
     """After freezing, a training step runs BatchNorm in inference mode: statistics and affine parameters stay, every
     other weight moves, and training-mode outputs equal inference-mode ones."""
+    _seeded_initial_weights()
     network = build_tracker_network(head="conv", template_size=TEMPLATE, search_size=SEARCH, ffn_dim=32, dropout=0.0)
     estimate_batch_norm_statistics(network, _pairs().batch(2), steps=2)
     assert freeze_batch_norm(network) == 100
