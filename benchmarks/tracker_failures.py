@@ -165,14 +165,15 @@ def entries():
 
 
 def run(data):
+    unknown = [name for name in FLAGS.baselines if name not in OPENCV_TRACKERS]
+    if unknown:  # before the long neural runs
+        raise UserError(f"--baselines takes OpenCV trackers ({', '.join(OPENCV_TRACKERS)}), got {unknown[0]!r}")
     sequences = load_sequences(data, "otb")
     rows = {}
     for label, weights, hyperparameters in entries():
         make = tracker_factory(FLAGS.tracker, weights, hyperparameters, FLAGS.runtime)
         rows[label] = failure_breakdown(make, sequences, label)
     for name in FLAGS.baselines:
-        if name not in OPENCV_TRACKERS:
-            raise UserError(f"--baselines takes OpenCV trackers ({', '.join(OPENCV_TRACKERS)}), got {name!r}")
         rows[name] = failure_breakdown(tracker_factory(name), sequences, name)
     return rows
 
