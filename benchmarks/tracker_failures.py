@@ -118,16 +118,16 @@ def failure_breakdown(make_tracker, sequences, label):
         success.append(s)
         precision.append(p)
         scored = slice(len(sequence) - updates, None)  # the frames after the first visible one
-        truth = sequence.boxes[scored]
-        classes = classify(predicted[scored], truth, sequence.distractors[scored])
+        truth, guess, lookalikes = sequence.boxes[scored], predicted[scored], sequence.distractors[scored]
+        classes = classify(guess, truth, lookalikes)
         counts += np.bincount(classes, minlength=len(CLASSES))
-        box_ious += list(iou(predicted[scored], truth)[classes == 1])
+        box_ious += list(iou(guess, truth)[classes == 1])
         previous = np.concatenate([[0], classes[:-1]])
         jump = (classes == 2) & (previous <= 1)
         jumps += int(jump.sum())
-        jump_gaps += list(lookalike_gap(truth[jump], sequence.distractors[scored][jump]))
+        jump_gaps += list(lookalike_gap(truth[jump], lookalikes[jump]))
         recoveries += int(((classes == 0) & (previous == 2)).sum())
-        if recording.regions[0] is not None:
+        if recording.regions and recording.regions[0] is not None:  # none for OpenCV trackers or a 1-frame sequence
             view = target_in_view(recording.regions, truth)
             for c, name in enumerate(CLASSES):
                 in_view[name] += list(view[classes == c])
