@@ -11,11 +11,11 @@ import sys
 
 from absl import app, flags
 
-from zippy_tf.cli.common import parse_resolution
 from zippy_tf.errors import UserError
 from zippy_tf.export import FORMATS, convert, op_census
 from zippy_tf.io import atomic_write, write_json
 from zippy_tf.presets import PRESETS, build_model
+from zippy_tf.runtime import parse_resolution
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("output_dir", "flatbuffers", "folder for the .tflite files and manifest.json")

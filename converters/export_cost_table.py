@@ -16,12 +16,12 @@ import sys
 
 from absl import app, flags
 
-from zippy_tf.cli.common import parse_resolution
 from zippy_tf.errors import UserError
 from zippy_tf.export import convert
 from zippy_tf.io import atomic_write, write_json
 from zippy_tf.keypoints.model import as_blocks, keypoint_network
 from zippy_tf.quantization.macro_block import ROLE_CANDIDATES
+from zippy_tf.runtime import parse_resolution
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("output_dir", "cost_table", "folder for the flatbuffers, manifest.json and table_template.json")

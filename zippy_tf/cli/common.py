@@ -1,19 +1,7 @@
 """Flag helpers shared by the verbs."""
 
-import sys
-
 from zippy_tf.errors import UserError
-
-
-def parse_resolution(text):
-    """"320x240" (width x height, as the HPatches tables write it) → (height, width)."""
-    try:
-        width, height = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise UserError(f"--resolution {text!r} is not WIDTHxHEIGHT (e.g. 320x240)")
-    if width <= 0 or height <= 0:
-        raise UserError(f"--resolution {text!r} must be positive")
-    return height, width
+from zippy_tf.runtime import parse_resolution
 
 
 def define_model_flags(fv, default_model=None):
@@ -27,11 +15,12 @@ def define_model_flags(fv, default_model=None):
 
 
 def build_from_flags(fv):
-    from zippy_tf.presets import build_model
+    from zippy_tf.presets import build_model, get_preset
 
     if not fv.model:
         raise UserError("--model is required (see `zippy-tf info --list` for names)")
-    height, width = parse_resolution(fv.resolution)
+    # the keypoint networks work on 8x8 cells; trackers have fixed template and search sizes
+    height, width = parse_resolution(fv.resolution, multiple_of=8 if get_preset(fv.model).task == "keypoints" else 1)
     return build_model(fv.model, config=fv.config, weights=fv.weights, input_shape=(height, width, 3))
 
 
@@ -44,8 +33,4 @@ def define_refine_radius(fv):
                          lower_bound=0, flag_values=fv)
 
 
-def progress(message):
-    print(message, file=sys.stderr, flush=True)
-
-
-__all__ = ["build_from_flags", "define_model_flags", "define_refine_radius", "parse_resolution", "progress"]
+__all__ = ["build_from_flags", "define_model_flags", "define_refine_radius"]

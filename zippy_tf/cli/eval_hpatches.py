@@ -2,9 +2,10 @@
 
 from absl import flags
 
-from zippy_tf.cli.common import define_refine_radius, parse_resolution, progress
+from zippy_tf.cli.common import define_refine_radius
 from zippy_tf.errors import UserError
 from zippy_tf.io import check_output_path, write_json
+from zippy_tf.runtime import hpatches_resolution, progress
 
 HELP = "HPatches repeatability, localization error, homography correctness and matching score (KP2D protocol)"
 
@@ -26,16 +27,6 @@ def define_flags(fv):
                       "(auto: binary, float for kp2d)", flag_values=fv)
     define_refine_radius(fv)
     flags.DEFINE_string("output", None, "also write the JSON result to this file", flag_values=fv)
-
-
-def hpatches_resolution(text):
-    """'320x240' → (320, 240) (width, height, the order the loader takes); 'native' → None."""
-    if text == "native":
-        return None
-    height, width = parse_resolution(text)
-    if width < 16 or height < 16:
-        raise UserError(f"--resolution {text!r} is too small; pass at least 16x16")
-    return width, height
 
 
 def main(fv, args, name):
@@ -61,4 +52,4 @@ def main(fv, args, name):
     return result
 
 
-__all__ = ["HELP", "define_flags", "hpatches_resolution", "main"]
+__all__ = ["HELP", "define_flags", "main"]

@@ -1,7 +1,6 @@
 """``zippy-tf eval track``: one-pass evaluation (success AUC, precision at 20 px, FPS) of a tracker on a data set."""
 
 import os
-import sys
 
 HELP = "one-pass evaluation of a tracker on OTB / LaSOT / GOT-10k-layout sequences (success AUC, precision, FPS)"
 
@@ -28,23 +27,10 @@ def define_flags(fv):
     flags.DEFINE_integer("max_sequences", None, "evaluate only the first N sequences", flag_values=fv)
 
 
-def set_threads(threads):
-    """One thread count for OpenCV and TensorFlow, so FPS numbers of different trackers compare."""
-    import cv2
-
-    from zippy_tf._compat import tf
-
-    cv2.setNumThreads(threads)
-    try:
-        tf.config.threading.set_intra_op_parallelism_threads(threads)
-        tf.config.threading.set_inter_op_parallelism_threads(threads)
-    except RuntimeError:  # TensorFlow already initialised (in-process callers): keep its setting
-        pass
-
-
 def main(fv, args, name):
     from zippy_tf.errors import UserError
     from zippy_tf.io import check_output_path, write_json
+    from zippy_tf.runtime import progress, set_threads
     from zippy_tf.tracking.datasets import load_sequences
     from zippy_tf.tracking.evaluate import evaluate, plot_curves, tracker_factory
     from zippy_tf.tracking.tuning import read_hyperparameters
@@ -64,7 +50,7 @@ def main(fv, args, name):
     sequences = load_sequences(fv.data, fv.format)[: fv.max_sequences]
     set_threads(fv.threads)
     make_tracker = tracker_factory(fv.tracker, fv.weights, hyperparameters, fv.runtime)
-    scores, curves = evaluate(sequences, make_tracker, progress=lambda m: print(m, file=sys.stderr, flush=True))
+    scores, curves = evaluate(sequences, make_tracker, progress=progress)
     result = {"tracker": fv.tracker, "runtime": fv.runtime, **scores}
     if fv.plots:
         result["plots"] = plot_curves({fv.tracker: {**scores, **curves}}, fv.plots)
@@ -73,4 +59,4 @@ def main(fv, args, name):
     return result
 
 
-__all__ = ["HELP", "define_flags", "main", "set_threads"]
+__all__ = ["HELP", "define_flags", "main"]

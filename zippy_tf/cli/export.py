@@ -2,7 +2,8 @@
 
 from absl import flags
 
-from zippy_tf.cli.common import build_from_flags, define_model_flags, progress
+from zippy_tf.cli.common import build_from_flags, define_model_flags
+from zippy_tf.runtime import progress
 
 HELP = ("Convert a model to a fp32 / int8 TFLite or LCE flatbuffer and print its op census (trackers: two "
         "flatbuffers, <output>_template.tflite and <output>_search.tflite).")

@@ -3,12 +3,14 @@
 Each verb lives in its own module with ``HELP`` (one line), ``define_flags(fv)`` and ``main(fv, args) -> dict``.
 For verbs with sub-verbs (``train zippypoint``, ``eval hpatches``) ``main`` receives the sub-verb as ``name``.
 The dict is printed as one JSON line on stdout; progress goes to stderr. A :class:`UserError` (or a bad flag)
-becomes one line on stderr and exit code 2.
+becomes one line on stderr and exit code 2; its message names Python arguments (``resolution='big'``), which
+:func:`to_flags` rewrites into the verb's flags (``--resolution='big'``).
 """
 
 import importlib
 import importlib.util
 import json
+import re
 import sys
 
 from absl import flags
@@ -63,6 +65,16 @@ def _usage(table, prefix):
     return "\n".join(lines)
 
 
+def to_flags(message, fv):
+    """Rewrites each ``argument=`` of a library message into ``--argument=`` when the verb has that flag (the
+    verbs name their flags after the library's arguments)."""
+
+    def flag(match):
+        return f"--{match.group(1)}=" if match.group(1) in fv else match.group(0)
+
+    return re.sub(r"(?<![\w.-])([a-z_][a-z0-9_]*)=", flag, message)
+
+
 def _fail(message):
     print(f"{PROG}: error: {message}", file=sys.stderr)
     return 2
@@ -95,7 +107,7 @@ def main(argv=None):
     try:
         result = module.main(fv, args, name)
     except UserError as e:
-        return _fail(str(e))
+        return _fail(to_flags(str(e), fv))
     except KeyboardInterrupt:
         return _fail("interrupted")
     print(json.dumps(result, sort_keys=True))
@@ -105,6 +117,8 @@ def main(argv=None):
 def run():
     sys.exit(main())
 
+
+__all__ = ["PROG", "VERBS", "main", "run", "to_flags"]
 
 if __name__ == "__main__":
     run()

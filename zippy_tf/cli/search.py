@@ -42,7 +42,7 @@ def main(fv, args, name):
 
     from tqdm import tqdm
 
-    from zippy_tf.cli.common import parse_resolution, progress
+    from zippy_tf.runtime import parse_resolution, progress
     from zippy_tf.errors import UserError
     from zippy_tf.io import atomic_write, write_json
     from zippy_tf.keypoints.finetune import CandidateEvaluator

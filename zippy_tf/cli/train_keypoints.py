@@ -36,7 +36,7 @@ def main(fv, args, name):
     import os
 
     from zippy_tf._compat import keras
-    from zippy_tf.cli.common import parse_resolution, progress
+    from zippy_tf.runtime import parse_resolution, progress
     from zippy_tf.data.image_folder import pair_dataset
     from zippy_tf.errors import UserError
     from zippy_tf.io import check_output_path, write_json

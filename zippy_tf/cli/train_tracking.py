@@ -50,7 +50,7 @@ def main(fv, args, name):
     import os
 
     from zippy_tf._compat import keras, tf
-    from zippy_tf.cli.common import progress
+    from zippy_tf.runtime import progress
     from zippy_tf.errors import UserError
     from zippy_tf.io import check_output_path, write_json
     from zippy_tf.presets import get_preset
@@ -63,7 +63,7 @@ def main(fv, args, name):
     if args:
         raise UserError(f"unexpected arguments {args}; pass options as --flags")
     if fv.threads:
-        from zippy_tf.cli.eval_track import set_threads
+        from zippy_tf.runtime import set_threads
 
         set_threads(fv.threads)
     for flag in ("data", "output"):

@@ -44,8 +44,7 @@ def main(fv, args, name):
     import os
     import tempfile
 
-    from zippy_tf.cli.common import progress
-    from zippy_tf.cli.eval_track import set_threads
+    from zippy_tf.runtime import progress, set_threads
     from zippy_tf.errors import UserError
     from zippy_tf.presets import get_preset
     from zippy_tf.tracking.datasets import load_sequences

@@ -1,0 +1,68 @@
+"""Run-time helpers shared by the command line, the benchmarks and the experiments.
+
+Progress lines go to stderr (stdout carries a script's result); resolutions are written ``WIDTHxHEIGHT`` as the
+HPatches tables write them; one thread count is set for OpenCV and TensorFlow so timings of different methods
+compare. Importing this module does not import TensorFlow.
+"""
+
+import sys
+
+from zippy_tf.errors import UserError
+
+
+def progress(message):
+    """Prints one progress line on stderr, at once."""
+    print(message, file=sys.stderr, flush=True)
+
+
+def parse_resolution(text, *, multiple_of=1):
+    """``"320x240"`` (width x height) → ``(height, width)``, the order of an ``input_shape``.
+
+    Args:
+        text: ``"WIDTHxHEIGHT"``, e.g. ``"320x240"`` for 320 pixels wide and 240 high.
+        multiple_of: both sides must be a multiple of this (8 for the keypoint networks' cells).
+    """
+    try:
+        width, height = (int(v) for v in str(text).lower().split("x"))
+    except ValueError:
+        raise UserError(f"resolution={text!r} is not WIDTHxHEIGHT; pass e.g. '320x240' (width 320, height 240)")
+    if width <= 0 or height <= 0:
+        raise UserError(f"resolution={text!r} must have a positive width and height, e.g. '320x240'")
+    if width % multiple_of or height % multiple_of:
+        fixed = f"{-(-width // multiple_of) * multiple_of}x{-(-height // multiple_of) * multiple_of}"
+        raise UserError(f"resolution={text!r} (width {width}, height {height}) is not a multiple of {multiple_of} "
+                        f"in both sides; pass e.g. {fixed!r}")
+    return height, width
+
+
+def hpatches_resolution(text, *, minimum=16):
+    """``"320x240"`` → ``(320, 240)`` (width, height: the order the HPatches loader takes); ``"native"`` → None."""
+    if text == "native":
+        return None
+    height, width = parse_resolution(text)
+    if width < minimum or height < minimum:
+        raise UserError(f"resolution={text!r} is too small for the HPatches protocol; pass at least "
+                        f"'{minimum}x{minimum}' or 'native'")
+    return width, height
+
+
+def set_threads(threads):
+    """One thread count for OpenCV and TensorFlow, so the frame rates and latencies of different methods compare.
+
+    TensorFlow takes the setting only before it runs its first operation; later calls keep its current setting.
+    """
+    import cv2
+
+    from zippy_tf._compat import tf
+
+    if threads < 1:
+        raise UserError(f"threads={threads} must be at least 1")
+    cv2.setNumThreads(threads)
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+    except RuntimeError:  # TensorFlow already initialised (in-process callers): keep its setting
+        pass
+
+
+__all__ = ["hpatches_resolution", "parse_resolution", "progress", "set_threads"]
