@@ -11,8 +11,8 @@ settings, and logs the loss every ``--log_every`` steps:
 A loss that falls on one batch but not on fresh ones means the gradient is right but carries no rule that
 generalises within the budget. About 2.5 px is what keypoints at their cells' centres give.
 
-    python benchmarks/location_learning.py --data DIR [--model kp2d] [--steps 150] \
-        [--output benchmarks/results/location_learning.json]
+    python experiments/location_learning.py --data DIR [--model kp2d] [--steps 150] \
+        [--output experiments/results/location_learning.json]
 """
 
 import sys
@@ -37,7 +37,7 @@ flags.DEFINE_integer("steps", 150, "Adam steps per setting")
 flags.DEFINE_integer("log_every", 10, "steps per logged mean loss")
 flags.DEFINE_float("learning_rate", 1e-3, "Adam learning rate (the training default)")
 flags.DEFINE_string("resolution", "160x120", "WIDTHxHEIGHT of the pairs (the shipped weights' training size)")
-flags.DEFINE_string("output", "benchmarks/results/location_learning.json", "JSON result")
+flags.DEFINE_string("output", "experiments/results/location_learning.json", "JSON result")
 
 SETTINGS = {"shipped_fresh_batches": (True, True), "shipped_one_batch": (True, False),
             "random_fresh_batches": (False, True)}

@@ -13,8 +13,8 @@ taken as given) and compared with the truth:
 The baseline, computed in the same run on the same pairs, is the constant box: the pairs' mean true size, centred on
 the true centre (``constant_size_iou``). A head that measures sizes beats it.
 
-    python benchmarks/tracker_scale.py [--tracker ettrack] [--weights PATH ...] [--data DIR] \
-        [--output benchmarks/results/tracker_scale.json]
+    python experiments/tracker_scale.py [--tracker ettrack] [--weights PATH ...] [--data DIR] \
+        [--output experiments/results/tracker_scale.json]
 """
 
 import sys
@@ -41,7 +41,7 @@ flags.DEFINE_float("search_scale", 0.4, "per-axis scale jitter of the search cro
                   lower_bound=0.0, upper_bound=0.9)
 flags.DEFINE_integer("seed", 0, "pair sampling seed")
 flags.DEFINE_integer("threads", 1, "CPU threads")
-flags.DEFINE_string("output", "benchmarks/results/tracker_scale.json", "JSON result")
+flags.DEFINE_string("output", "experiments/results/tracker_scale.json", "JSON result")
 
 BATCH = 16
 

@@ -2,16 +2,16 @@
 
 Trackers built since the template and search branches keep separate BatchNorm layers
 (``zippy_tf.tracking.backbone.branch_twin``) can normalise each branch with its own statistics. Weight files written
-before that hold one shared set, which the template branch starts from as a copy. This benchmark measures, in one
+before that hold one shared set, which the template branch starts from as a copy. This experiment measures, in one
 run on the same validation sequences, what re-estimating them (``estimate_batch_norm_statistics`` on training
 pairs) changes: held-out losses in inference mode (next to training mode, what the optimiser saw) and the online
 tracker's OPE success AUC / precision on the Keras runtime.
 
 The splits are generated unless given: training pairs from seed 1 (the shipped weights' training split), validation
-sequences from seed 2; the benchmark test split of ``tracking_fps.py`` (seed 1000) is not touched.
+sequences from seed 2; the benchmark test split of ``benchmarks/tracking_fps.py`` (seed 1000) is not touched.
 
-    python benchmarks/tracker_batch_norm.py [--tracker ettrack] [--weights PATH] [--steps 25] \
-        [--output benchmarks/results/tracker_batch_norm.json]
+    python experiments/tracker_batch_norm.py [--tracker ettrack] [--weights PATH] [--steps 25] \
+        [--output experiments/results/tracker_batch_norm.json]
 
 Committed: ``tracker_batch_norm.json`` (the 1,550-step E.T.Track weights, trained on batch statistics, from before
 the per-branch split) and ``tracker_batch_norm_finetuned.json`` (the shipped weights after fine-tuning with
@@ -43,7 +43,7 @@ flags.DEFINE_string("data", None, "OTB-layout validation sequences (default: gen
 flags.DEFINE_integer("steps", 25, "training batches (of 8 pairs) to estimate the statistics from", lower_bound=1)
 flags.DEFINE_integer("loss_batches", 10, "validation batches (of 8 pairs) for the held-out losses", lower_bound=1)
 flags.DEFINE_integer("threads", 1, "CPU threads")
-flags.DEFINE_string("output", "benchmarks/results/tracker_batch_norm.json", "JSON result")
+flags.DEFINE_string("output", "experiments/results/tracker_batch_norm.json", "JSON result")
 
 BATCH = 8
 

@@ -5,8 +5,8 @@ round-robin (``zippy_tf.export.latency.time_interleaved``); each variant's figur
 Chooses ``zippy_tf.tracking.export.INT8_FLOAT_OPS``: an int8 kernel that XNNPACK cannot take falls back to
 TFLite's own, which can be slower than float (7×7 depthwise, LayerNorm's MEAN / SQUARED_DIFFERENCE / RSQRT).
 
-    python benchmarks/int8_float_ops.py [--model ettrack] [--runs 20] \
-        [--output benchmarks/results/int8_float_ops.json]
+    python experiments/int8_float_ops.py [--model ettrack] [--runs 20] \
+        [--output experiments/results/int8_float_ops.json]
 """
 
 import argparse

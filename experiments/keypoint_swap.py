@@ -10,8 +10,8 @@ protocol (``zippy_tf.keypoints.evaluate``), with ORB itself as the baseline of t
 
 If the swapped rows beat ``own`` by far, the descriptors are fine and the score / location heads are what to train.
 
-    python benchmarks/keypoint_swap.py [--entry zippypoint=zippypoint --entry kp2d=kp2d,weights=PATH] \
-        [--data_dir /tmp/hpatches_sets] [--output benchmarks/results/keypoint_swap.json]
+    python experiments/keypoint_swap.py [--entry zippypoint=zippypoint --entry kp2d=kp2d,weights=PATH] \
+        [--data_dir /tmp/hpatches_sets] [--output experiments/results/keypoint_swap.json]
 """
 
 import os
@@ -35,10 +35,10 @@ from zippy_tf.keypoints.teacher import cell_teacher
 
 FLAGS = flags.FLAGS
 flags.DEFINE_multi_string("entry", ["zippypoint=zippypoint", "kp2d=kp2d"],
-                          "LABEL=MODEL[,weights=PATH][,config=PATH] of a network, as in hpatches_table.py")
+                          "LABEL=MODEL[,weights=PATH][,config=PATH] of a network, as in benchmarks/hpatches_table.py")
 flags.DEFINE_string("data_dir", os.path.join("out", "hpatches_sets"), "where the test sets are (written if absent)")
 flags.DEFINE_string("resolution", "320x240", "WIDTHxHEIGHT of the protocol")
-flags.DEFINE_string("output", "benchmarks/results/keypoint_swap.json", "JSON result")
+flags.DEFINE_string("output", "experiments/results/keypoint_swap.json", "JSON result")
 
 METRICS = ("repeatability", "localization_error", "correctness_3", "matching_score")
 

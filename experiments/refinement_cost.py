@@ -5,7 +5,7 @@ network x86 runs well; the binary ZippyPoint's LCE kernels are reference code he
 the same photo, 1 thread: the refinement of 300 keypoints at radius 4 (what `--refine_radius 4` runs per image),
 the Shi-Tomasi response alone, and `cv2.cornerMinEigenVal`, which computes the same map in C++ (the floor).
 
-    python benchmarks/refinement_cost.py [--runs 50] [--output benchmarks/results/refinement_cost.json]
+    python experiments/refinement_cost.py [--runs 50] [--output experiments/results/refinement_cost.json]
 """
 
 import os
@@ -27,7 +27,7 @@ flags.DEFINE_integer("keypoints", 300, "keypoints refined per image (the evaluat
 flags.DEFINE_integer("radius", 4, "refinement radius in pixels")
 flags.DEFINE_integer("runs", 50, "timed runs per entry")
 flags.DEFINE_integer("threads", 1, "TensorFlow, OpenCV and interpreter threads")
-flags.DEFINE_string("output", "benchmarks/results/refinement_cost.json", "JSON result")
+flags.DEFINE_string("output", "experiments/results/refinement_cost.json", "JSON result")
 
 BASELINE = "zippypoint-int8 network (int8 TFLite)"
 

@@ -12,8 +12,8 @@ Per sequence it reports the final box's size relative to the truth (√ of the a
 A tracker whose oracle-state precision is much higher than its free-running precision, with final sizes far from 1,
 is losing its targets to drift rather than to confusion.
 
-    python benchmarks/tracker_drift.py [--tracker ettrack] [--weights PATH] [--data DIR] \
-        [--output benchmarks/results/tracker_drift.json]
+    python experiments/tracker_drift.py [--tracker ettrack] [--weights PATH] [--data DIR] \
+        [--output experiments/results/tracker_drift.json]
 """
 
 import sys
@@ -36,7 +36,7 @@ flags.DEFINE_enum("tracker", "ettrack", list(NEURAL_TRACKERS), "tracker preset")
 flags.DEFINE_string("weights", None, "tracker weights (default: the shipped ones, with their tracker.json)")
 flags.DEFINE_string("data", None, "OTB-layout validation sequences (default: generated, seed 2, 10 × 60)")
 flags.DEFINE_integer("threads", 1, "CPU threads")
-flags.DEFINE_string("output", "benchmarks/results/tracker_drift.json", "JSON result")
+flags.DEFINE_string("output", "experiments/results/tracker_drift.json", "JSON result")
 
 
 def free_running(network, sequence, settings):

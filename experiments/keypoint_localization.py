@@ -1,6 +1,6 @@
 """Where keypoint detectors lose viewpoint pairs: localisation or description?
 
-On the generated HPatches-layout test set (``hpatches_table.py``'s ``generated``), split into viewpoint (v_*) and
+On the generated HPatches-layout test set (``benchmarks/hpatches_table.py``'s ``generated``), split into viewpoint (v_*) and
 illumination (i_*) pairs, for each detector:
 
 - repeatability at 1…10 px (the protocol's metric uses 3 px): a detector that finds the right places but puts them
@@ -14,8 +14,8 @@ illumination (i_*) pairs, for each detector:
   ``zippy_tf.keypoints.teacher.cell_teacher``), next to how far that cell's centre is from it: the gap is what
   the location head learned of where in the cell the corner is.
 
-    python benchmarks/keypoint_localization.py [--entry zippypoint=zippypoint --entry kp2d=kp2d] \
-        [--data_dir /tmp/hpatches_sets] [--resolution 320x240] [--output benchmarks/results/keypoint_localization.json]
+    python experiments/keypoint_localization.py [--entry zippypoint=zippypoint --entry kp2d=kp2d] \
+        [--data_dir /tmp/hpatches_sets] [--resolution 320x240] [--output experiments/results/keypoint_localization.json]
 
 Writes the JSON and a plot next to it (``.png``), and prints a summary.
 """
@@ -39,10 +39,10 @@ from zippy_tf.keypoints.teacher import cell_teacher
 
 FLAGS = flags.FLAGS
 flags.DEFINE_multi_string("entry", ["zippypoint=zippypoint", "kp2d=kp2d", "orb=orb", "sift=sift"],
-                          "LABEL=MODEL[,weights=PATH][,config=PATH], as in hpatches_table.py")
+                          "LABEL=MODEL[,weights=PATH][,config=PATH], as in benchmarks/hpatches_table.py")
 flags.DEFINE_string("data_dir", os.path.join("out", "hpatches_sets"), "where the test sets are (written if absent)")
 flags.DEFINE_string("resolution", "320x240", "WIDTHxHEIGHT of the protocol")
-flags.DEFINE_string("output", "benchmarks/results/keypoint_localization.json", "JSON result (the plot goes to .png)")
+flags.DEFINE_string("output", "experiments/results/keypoint_localization.json", "JSON result (the plot goes to .png)")
 
 KINDS = {"v_": "viewpoint", "i_": "illumination"}
 

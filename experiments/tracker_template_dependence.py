@@ -1,6 +1,6 @@
 """Does a tracker's score map depend on the template, or does it find any object near the centre?
 
-A Siamese tracker should score the target's cell high only when the template shows that target. This benchmark
+A Siamese tracker should score the target's cell high only when the template shows that target. This experiment
 takes template/search pairs from validation sequences (sampled as in training) and scores every search crop twice
 with the same network: with its own template, and with the template of another sequence (a "foreign" template; the
 search crop is identical). Per weights file:
@@ -15,8 +15,8 @@ search crop is identical). Per weights file:
   fraction whose target cell scores higher than the distractor's (ties half). 0.5 cannot tell them apart; below
   0.5 the network prefers whatever is at the centre, the tracker's failure mode of jumping to a look-alike.
 
-    python benchmarks/tracker_template_dependence.py [--tracker ettrack] [--weights PATH ...] [--data DIR] \
-        [--output benchmarks/results/tracker_template_dependence.json]
+    python experiments/tracker_template_dependence.py [--tracker ettrack] [--weights PATH ...] [--data DIR] \
+        [--output experiments/results/tracker_template_dependence.json]
 """
 
 import sys
@@ -41,7 +41,7 @@ flags.DEFINE_string("data", None, "OTB-layout validation sequences (default: gen
 flags.DEFINE_integer("pairs_per_sequence", 16, "pairs drawn from each sequence", lower_bound=1)
 flags.DEFINE_integer("seed", 0, "pair sampling seed")
 flags.DEFINE_integer("threads", 1, "CPU threads")
-flags.DEFINE_string("output", "benchmarks/results/tracker_template_dependence.json", "JSON result")
+flags.DEFINE_string("output", "experiments/results/tracker_template_dependence.json", "JSON result")
 
 BATCH = 16
 MIN_CELLS_APART = 2

@@ -8,7 +8,7 @@ exported at the reference sizes (search 256) and timed round-robin on one thread
 Weights: the shipped ones (timing does not depend on them; int8 calibration does, slightly). Each figure is the best
 of ``--runs`` (load on a shared machine only adds time).
 
-    python benchmarks/tracker_stages.py [--runs 20] [--output benchmarks/results/tracker_stages.json]
+    python experiments/tracker_stages.py [--runs 20] [--output experiments/results/tracker_stages.json]
 """
 
 import argparse

@@ -5,8 +5,8 @@ with binary (Bin.Norm, soft-Hamming) descriptors. Same data, seed, resolution, b
 It answers "why do the short-trained ZippyPoint weights match so poorly?" with a measurement: the skip that the
 thesis removes (§5.4.2) is what lets KP2D's descriptors learn within a few hundred CPU steps.
 
-    python benchmarks/descriptor_learning.py --data DIR [--epochs 3] [--steps_per_epoch 40] \
-        [--output benchmarks/results/descriptor_learning.json]
+    python experiments/descriptor_learning.py --data DIR [--epochs 3] [--steps_per_epoch 40] \
+        [--output experiments/results/descriptor_learning.json]
 
 DIR: a training image folder, e.g. one written by ``zippy_tf.data.image_folder.write_training_folder``.
 """

@@ -18,8 +18,8 @@ The default split is generated with seed 4, 100 sequences × 60 frames (comparis
 sequences: on 30, equal runs differ by up to 0.03 AUC; ``models/ettrack/card.md``), disjoint from the training
 (1, 5), validation (2, 3) and test (1000) seeds.
 
-    python benchmarks/tracker_failures.py [--tracker ettrack] [--weights PATH --hyperparameters tracker.json ...] \
-        [--runtime fp32] [--baselines csrt] [--data DIR] [--output benchmarks/results/tracker_failures.json]
+    python experiments/tracker_failures.py [--tracker ettrack] [--weights PATH --hyperparameters tracker.json ...] \
+        [--runtime fp32] [--baselines csrt] [--data DIR] [--output experiments/results/tracker_failures.json]
 """
 
 import sys
@@ -51,7 +51,7 @@ flags.DEFINE_integer("seed", 4, "seed of the generated split")
 flags.DEFINE_integer("num_sequences", 100, "generated sequences")
 flags.DEFINE_integer("num_frames", 60, "frames per generated sequence")
 flags.DEFINE_integer("threads", 1, "CPU threads")
-flags.DEFINE_string("output", "benchmarks/results/tracker_failures.json", "JSON result")
+flags.DEFINE_string("output", "experiments/results/tracker_failures.json", "JSON result")
 
 CLASSES = ("good", "box", "distractor", "elsewhere")
 
@@ -195,7 +195,7 @@ def main(argv):
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
     result = {
-        "command": " ".join(["python", "benchmarks/tracker_failures.py", *sys.argv[1:]]),
+        "command": " ".join(["python", "experiments/tracker_failures.py", *sys.argv[1:]]),
         "data": split,
         "runtime": FLAGS.runtime,
         "threads": FLAGS.threads,
