@@ -27,11 +27,11 @@ from absl import app, flags
 
 import zippy_tf
 from zippy_tf._compat import keras, tf
-from zippy_tf.cli.common import progress
 from zippy_tf.export import convert
 from zippy_tf.export.latency import time_interleaved
 from zippy_tf.export.runner import FlatbufferRunner
 from zippy_tf.io import atomic_write, check_output_path, write_json
+from zippy_tf.runtime import progress
 from zippy_tf.tracking.attention import SelfAttention, SelfAttentionTransformer
 from zippy_tf.tracking.exemplar import ExemplarAttention, ExemplarTransformer
 from zippy_tf.tracking.model import CLS_CHANNELS, CLS_KERNELS, REG_CHANNELS, REG_KERNELS

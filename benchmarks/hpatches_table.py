@@ -25,12 +25,11 @@ import sys
 from absl import app, flags
 
 import zippy_tf  # noqa: F401  (selects Keras 2 before TensorFlow is imported)
-from zippy_tf.cli.common import progress
-from zippy_tf.cli.eval_hpatches import hpatches_resolution
 from zippy_tf.data.hpatches import STANDARD_TEST_SETS, standard_test_set
 from zippy_tf.errors import UserError
 from zippy_tf.io import atomic_write, check_output_path, write_json
 from zippy_tf.keypoints.evaluate import OPENCV_DETECTORS, evaluate_hpatches, make_detector, parse_detector_entry
+from zippy_tf.runtime import hpatches_resolution, progress
 
 FLAGS = flags.FLAGS
 flags.DEFINE_multi_string("entry", [], "LABEL=MODEL[,weights=PATH][,config=PATH][,refine=RADIUS]; the OpenCV "

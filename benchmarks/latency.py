@@ -18,12 +18,12 @@ import sys
 from absl import app, flags
 
 import zippy_tf
-from zippy_tf.cli.common import parse_resolution
 from zippy_tf.export import FlatbufferRunner, convert, op_census
 from zippy_tf.export.latency import time_interleaved
 from zippy_tf.io import atomic_write, check_output_path, write_json
 from zippy_tf.presets import build_model
 from zippy_tf.quantization.cost import analytic_cost
+from zippy_tf.runtime import parse_resolution
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("output_dir", "out", "folder for latency.json, latency.png and the flatbuffers")

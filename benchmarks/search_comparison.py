@@ -21,7 +21,6 @@ from absl import app, flags
 import zippy_tf  # noqa: F401  (selects Keras 2 before TensorFlow is imported)
 import numpy as np
 
-from zippy_tf.cli.common import progress
 from zippy_tf.data.hpatches import STANDARD_TEST_SETS, standard_test_set
 from zippy_tf.errors import UserError
 from zippy_tf.export import FlatbufferRunner, convert
@@ -30,6 +29,7 @@ from zippy_tf.io import atomic_write, check_output_path, write_json
 from zippy_tf.keypoints.evaluate import NetworkDetector, evaluate_hpatches
 from zippy_tf.keypoints.model import as_blocks, kp2d_baseline, load_weights, zippypoint
 from zippy_tf.quantization.cost import analytic_cost
+from zippy_tf.runtime import progress
 
 FLAGS = flags.FLAGS
 flags.DEFINE_multi_string("entry", [], "LABEL=CONFIG[,weights=PATH]; CONFIG: zippypoint, int8 or a JSON file")

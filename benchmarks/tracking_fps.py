@@ -28,10 +28,9 @@ import tempfile
 from absl import app, flags
 
 import zippy_tf
-from zippy_tf.cli.common import progress
-from zippy_tf.cli.eval_track import set_threads
 from zippy_tf.errors import UserError
 from zippy_tf.io import check_output_path, save_figure, write_json
+from zippy_tf.runtime import progress, set_threads
 from zippy_tf.tracking.datasets import load_sequences
 from zippy_tf.tracking.evaluate import (
     NEURAL_TRACKERS, TRACKERS, build_network, evaluate, tracker_factory,

@@ -19,12 +19,12 @@ from absl import app, flags
 
 import zippy_tf
 from zippy_tf._compat import keras, tf
-from zippy_tf.cli.common import parse_resolution
 from zippy_tf.data.image_folder import make_pair
 from zippy_tf.data.photos import PHOTOS, load_photo
 from zippy_tf.io import write_json
 from zippy_tf.keypoints.training import KeypointTrainer
 from zippy_tf.presets import build_model
+from zippy_tf.runtime import parse_resolution
 
 FLAGS = flags.FLAGS
 flags.DEFINE_integer("batch_size", 8, "pairs per step")

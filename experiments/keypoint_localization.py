@@ -27,8 +27,6 @@ import numpy as np
 from absl import app, flags
 
 import zippy_tf  # noqa: F401  (selects Keras 2 before TensorFlow is imported)
-from zippy_tf.cli.common import progress
-from zippy_tf.cli.eval_hpatches import hpatches_resolution
 from zippy_tf.data.hpatches import list_sequences, load_sequence, standard_test_set
 from zippy_tf.errors import UserError
 from zippy_tf.io import check_output_path, save_figure, write_json
@@ -36,6 +34,7 @@ from zippy_tf.keypoints.evaluate import make_detector, parse_detector_entry
 from zippy_tf.keypoints.metrics import MMA_THRESHOLDS, TOP_K, mean_matching_accuracy, repeatability, top_k
 from zippy_tf.keypoints.model import CELL
 from zippy_tf.keypoints.teacher import cell_teacher
+from zippy_tf.runtime import hpatches_resolution, progress
 
 FLAGS = flags.FLAGS
 flags.DEFINE_multi_string("entry", ["zippypoint=zippypoint", "kp2d=kp2d", "orb=orb", "sift=sift"],

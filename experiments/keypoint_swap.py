@@ -21,8 +21,6 @@ import numpy as np
 from absl import app, flags
 
 import zippy_tf  # noqa: F401  (selects Keras 2 before TensorFlow is imported)
-from zippy_tf.cli.common import progress
-from zippy_tf.cli.eval_hpatches import hpatches_resolution
 from zippy_tf.data.hpatches import standard_test_set
 from zippy_tf.errors import UserError
 from zippy_tf.io import check_output_path, write_json
@@ -32,6 +30,7 @@ from zippy_tf.keypoints.evaluate import (
 from zippy_tf.keypoints.metrics import TOP_K
 from zippy_tf.keypoints.postprocess import pad_image
 from zippy_tf.keypoints.teacher import cell_teacher
+from zippy_tf.runtime import hpatches_resolution, progress
 
 FLAGS = flags.FLAGS
 flags.DEFINE_multi_string("entry", ["zippypoint=zippypoint", "kp2d=kp2d"],

@@ -23,12 +23,12 @@ from absl import app, flags
 
 import zippy_tf  # noqa: F401  (selects Keras 2 before TensorFlow is imported)
 from zippy_tf._compat import keras, tf
-from zippy_tf.cli.common import parse_resolution
 from zippy_tf.data.image_folder import pair_dataset
 from zippy_tf.errors import UserError
 from zippy_tf.io import check_output_path, write_json
 from zippy_tf.keypoints.losses import PairGeometry, location_loss
 from zippy_tf.presets import build_model
+from zippy_tf.runtime import parse_resolution
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("data", None, "training image folder (e.g. the bundled data/train)")

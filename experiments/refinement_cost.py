@@ -15,11 +15,11 @@ import sys
 from absl import app, flags
 
 import zippy_tf
-from zippy_tf.cli.common import parse_resolution
 from zippy_tf.export import FlatbufferRunner, convert
 from zippy_tf.export.latency import time_interleaved
 from zippy_tf.io import check_output_path, write_json
 from zippy_tf.presets import build_model
+from zippy_tf.runtime import parse_resolution
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("resolution", "320x240", "input WIDTHxHEIGHT")

@@ -29,10 +29,9 @@ import numpy as np
 from absl import app, flags
 
 import zippy_tf  # noqa: F401  (sets up Keras 2 before TensorFlow is imported)
-from zippy_tf.cli.common import progress
-from zippy_tf.cli.eval_track import set_threads
 from zippy_tf.errors import UserError
 from zippy_tf.io import check_output_path, write_json
+from zippy_tf.runtime import progress, set_threads
 from zippy_tf.tracking.datasets import load_sequences
 from zippy_tf.tracking.evaluate import NEURAL_TRACKERS, OPENCV_TRACKERS, track_sequence, tracker_factory
 from zippy_tf.tracking.generate import write_otb_sequences
