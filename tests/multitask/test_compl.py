@@ -1,0 +1,301 @@
+"""CompL's joint model: the single-pass joint step, momentum encoder and banks in fit, modes, label fractions,
+deployment."""
+
+import numpy as np
+import pytest
+
+from zippy_tf import keras, tf
+from zippy_tf.errors import UserError
+from zippy_tf.export.convert import convert
+from zippy_tf.export.flatbuffer import op_census
+from zippy_tf.multitask.compl import (
+    CompLModel, compl_splits, deployable, label_subset, supervised_head, target_model,
+)
+from zippy_tf.multitask.ssl import SSL_WEIGHTS
+from zippy_tf.multitask.views import ViewConfig, joint_dataset, ssl_dataset
+
+SIZE, BATCH, IMAGES = 16, 2, 6
+SSL_SIZE = 6
+
+
+def tiny_trunk(seed=0):
+    """Image → stride-4, 8-channel feature map; GroupNorm keeps the samples of a batch independent."""
+    init = keras.initializers.GlorotUniform(seed)
+    image = keras.Input((SIZE, SIZE, 3))
+    x = keras.layers.Conv2D(8, 3, strides=2, padding="same", kernel_initializer=init)(image / 255.0)
+    x = keras.layers.GroupNormalization(groups=2)(x)
+    x = keras.layers.Conv2D(8, 3, strides=2, padding="same", activation="relu", kernel_initializer=init)(x)
+    return keras.Model(image, x, name="trunk")
+
+
+def depth_loss(labels, predictions):
+    """Per-sample L1, the shape of the RCM depth loss."""
+    return tf.reduce_mean(tf.abs(labels - predictions), axis=[1, 2, 3])
+
+
+def build(ssl="none", seed=0, **kwargs):
+    trunk = tiny_trunk(seed)
+    kwargs.setdefault("ssl_size", SSL_SIZE if ssl in ("moco", "densecl") else None)
+    return CompLModel(trunk, supervised_head(trunk.output_shape[1:], 1, (SIZE, SIZE)), depth_loss, ssl=ssl,
+                      embedding=8, hidden=8, grid=2, **kwargs)
+
+
+def supervised_batch(seed=0):
+    rng = np.random.default_rng(seed)
+    return (tf.constant(rng.uniform(0, 255, (BATCH, SIZE, SIZE, 3)).astype(np.float32)),
+            tf.constant(rng.uniform(0, 1, (BATCH, SIZE, SIZE, 1)).astype(np.float32)))
+
+
+def ssl_batch(ssl, seed=1):
+    rng = np.random.default_rng(seed)
+    views = lambda: tf.constant(rng.uniform(0, 255, (BATCH, SIZE, SIZE, 3)).astype(np.float32))  # noqa: E731
+    if ssl == "rotation":
+        return {"query": views(), "rotation": tf.constant([1, 3])}
+    return {"query": views(), "key": views(), "index": tf.constant([4, 1])}
+
+
+def joint(ssl, steps=1):
+    element = (supervised_batch(), ssl_batch(ssl))
+    return tf.data.Dataset.from_tensors(element).repeat(steps)
+
+
+def weights(variables):
+    return [v.numpy().copy() for v in variables]
+
+
+# -- label fractions ---------------------------------------------------------------------------------------------
+
+def test_label_subset_is_deterministic_and_nested():
+    ids = [f"{i:04d}" for i in range(795)]
+    fractions = [0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0]
+    subsets = [label_subset(ids, f, seed=1) for f in fractions]
+    assert [len(s) for s in subsets] == [7, 15, 39, 79, 159, 397, 795]
+    for small, large in zip(subsets, subsets[1:]):
+        assert set(small) < set(large)
+    assert label_subset(list(reversed(ids)), 0.05, seed=1) == subsets[2]  # the order of the ids does not matter
+    assert label_subset(ids, 0.05, seed=2) != subsets[2]
+    assert label_subset(list(range(100)), 0.29) == label_subset(list(range(100)), 0.29)
+    assert len(label_subset(list(range(100)), 0.29)) == 29
+
+
+def test_compl_splits_ssl_uses_every_image_unless_same_subset():
+    ids = list(range(40))
+    labelled, ssl_ids = compl_splits(ids, 0.1, seed=0)
+    assert len(labelled) == 4 and ssl_ids == ids
+    assert compl_splits(ids, 0.1, seed=0, same_subset=True) == (labelled, labelled)
+
+
+@pytest.mark.parametrize("fraction,message", [
+    (0.0, "outside"), (-0.1, "outside"), (1.5, "outside"), (0.001, "selects no image"),
+])
+def test_bad_label_fractions_are_user_errors(fraction, message):
+    with pytest.raises(UserError, match=message):
+        label_subset(list(range(100)), fraction)
+
+
+# -- construction errors -----------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("kwargs,message", [
+    ({"ssl": "moco", "ssl_size": 6, "bank_size": 7}, "larger than the 6 SSL images"),
+    ({"ssl": "densecl", "ssl_size": None}, "needs ssl_size"),
+    ({"ssl": "simclr"}, "unknown ssl"),
+    ({"ssl": "none", "mode": "joint"}, "needs an SSL task"),
+    ({"ssl": "rotation", "mode": "finetune"}, "unknown mode"),
+])
+def test_bad_configurations_are_user_errors(kwargs, message):
+    with pytest.raises(UserError, match=message):
+        build(**kwargs)
+
+
+def test_target_modes_need_a_target_loss():
+    trunk = tiny_trunk()
+    with pytest.raises(UserError, match="pass target_loss"):
+        CompLModel(trunk, supervised_head(trunk.output_shape[1:], 1, (SIZE, SIZE)), ssl="rotation")
+
+
+def test_default_ssl_weights_are_the_thesis_lambdas():
+    assert build("rotation").ssl_weight == 0.05
+    assert build("moco").ssl_weight == build("densecl").ssl_weight == 0.2 == SSL_WEIGHTS["densecl"]
+
+
+# -- the joint step ----------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("ssl", ["rotation", "moco", "densecl"])
+def test_joint_step_gradient_is_the_sum_of_the_two_losses_gradients(ssl):
+    model = build(ssl)
+    learning_rate = 0.5
+    model.compile(keras.optimizers.SGD(learning_rate))
+    (images, labels), batch = supervised_batch(), ssl_batch(ssl)
+    variables = model.trainable_variables
+    keys = model.momentum_keys(batch) if ssl != "rotation" else None  # key encoder = online one at the start
+    with tf.GradientTape() as tape:  # the target task alone
+        target = tf.reduce_mean(depth_loss(labels, model(images, training=True)))
+    target_gradients = tape.gradient(target, variables)
+    with tf.GradientTape() as tape:  # the SSL task alone
+        auxiliary = tf.reduce_mean(model.ssl_loss(model.ssl_head(model.trunk(batch["query"], training=True)), batch,
+                                                  keys))
+    ssl_gradients = tape.gradient(auxiliary, variables)
+    before = weights(variables)
+    logs = model.fit(joint(ssl), epochs=1, verbose=0).history
+    np.testing.assert_allclose(logs["loss"][0], float(target) + model.ssl_weight * float(auxiliary), rtol=1e-5)
+    for variable, start, g_target, g_ssl in zip(variables, before, target_gradients, ssl_gradients):
+        expected = sum(g for g in (g_target, None if g_ssl is None else model.ssl_weight * g_ssl) if g is not None)
+        np.testing.assert_allclose(start - variable.numpy(), learning_rate * expected, rtol=1e-4, atol=1e-7,
+                                   err_msg=variable.name)
+    assert all(g is not None for g in ssl_gradients[-len(model.ssl_head.trainable_weights):])
+
+
+@pytest.mark.parametrize("ssl", ["moco", "densecl"])
+def test_momentum_encoder_and_banks_after_a_step(ssl):
+    model = build(ssl, momentum=0.9)
+    model.compile(keras.optimizers.SGD(0.1))
+    rng = np.random.default_rng(9)
+    for variable in model.momentum_encoder_variables:  # a momentum encoder that differs from the online one
+        variable.assign(variable + rng.normal(0, 0.1, variable.shape).astype(np.float32))
+    key_start, online_start = weights(model.momentum_encoder_variables), weights(model.online_encoder_variables)
+    banks = [model.global_bank] + ([model.dense_bank] if ssl == "densecl" else [])
+    bank_start = weights(banks)
+    model.fit(joint(ssl), epochs=1, verbose=0)
+    for variable, key, online in zip(model.momentum_encoder_variables, key_start, online_start):
+        np.testing.assert_allclose(variable.numpy(), 0.9 * key + 0.1 * online, rtol=1e-6, atol=1e-7)
+    # the step wrote its keys (from the moved encoder, which the optimizer does not touch) to the sample's slots
+    keys = model.momentum_keys(ssl_batch(ssl))
+    index = ssl_batch(ssl)["index"].numpy()
+    for bank, start, name in zip(banks, bank_start, ["global", "dense_global"]):
+        written = keys[name].numpy() / np.linalg.norm(keys[name].numpy(), axis=-1, keepdims=True)
+        np.testing.assert_allclose(bank.numpy()[index], written, rtol=1e-5, atol=1e-6)
+        untouched = np.setdiff1d(np.arange(SSL_SIZE), index)
+        np.testing.assert_array_equal(bank.numpy()[untouched], start[untouched])
+
+
+def test_momentum_encoder_is_not_trained():
+    model = build("densecl")
+    trainable = {id(v) for v in model.trainable_variables}
+    assert not any(id(v) in trainable for v in model.momentum_encoder_variables)
+    assert id(model.global_bank) not in trainable and id(model.dense_bank) not in trainable
+
+
+# -- fit, callbacks, checkpoints, tf.distribute ------------------------------------------------------------------
+
+def _dataset(ssl, seed=0):
+    """The real pipeline: a supervised stream zipped with ssl_dataset's views."""
+    rng = np.random.default_rng(seed)
+    images = rng.uniform(0, 255, (IMAGES, SIZE, SIZE, 3)).astype(np.float32)
+    depth = rng.uniform(0, 1, (IMAGES, SIZE, SIZE, 1)).astype(np.float32)
+    supervised = tf.data.Dataset.from_tensor_slices((images, depth)).repeat().batch(BATCH)
+    if ssl == "none":
+        return supervised
+    views = ssl_dataset(tf.data.Dataset.from_tensor_slices(images), ssl, batch_size=BATCH,
+                        views=ViewConfig(offset=2), seed=seed)
+    return joint_dataset(supervised, views)
+
+
+@pytest.mark.parametrize("ssl", ["none", "rotation", "moco", "densecl"])
+def test_fit_with_callbacks_and_checkpoint_round_trip(ssl, tmp_path):
+    model = build(ssl)
+    model.compile(keras.optimizers.SGD(0.01, momentum=0.9))
+    path = str(tmp_path / "weights")
+    saver = keras.callbacks.ModelCheckpoint(path, save_weights_only=True)
+    history = model.fit(_dataset(ssl), epochs=2, steps_per_epoch=2, verbose=0, callbacks=[saver]).history
+    expected = {"loss", "target_loss"} | ({"ssl_loss"} if ssl != "none" else set())
+    assert set(history) == expected and np.all(np.isfinite(history["loss"]))
+    restored = build(ssl, seed=1)
+    restored.load_weights(path)
+    for saved, loaded in zip(model.variables, restored.variables):
+        np.testing.assert_array_equal(saved.numpy(), loaded.numpy(), err_msg=saved.name)
+    images = supervised_batch()[0]
+    np.testing.assert_allclose(restored(images), model(images), rtol=1e-6)
+    assert set(model.evaluate(_dataset("none"), steps=1, verbose=0, return_dict=True)) == {"target_loss"}
+
+
+@pytest.mark.parametrize("ssl", ["rotation", "densecl"])
+def test_fit_under_a_mirrored_strategy(ssl):
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0"])
+    with strategy.scope():
+        model = build(ssl)
+        model.compile(keras.optimizers.SGD(0.01))
+    start = weights(model.trainable_variables)
+    history = model.fit(_dataset(ssl), epochs=1, steps_per_epoch=2, verbose=0).history
+    assert np.isfinite(history["loss"][0])
+    assert any(np.any(a != b.numpy()) for a, b in zip(start, model.trainable_variables))
+
+
+# -- transfer: SSL pre-training, then target fine-tuning or joint training ---------------------------------------
+
+def _changed(before, variables):
+    return [bool(np.any(a != v.numpy())) for a, v in zip(before, variables)]
+
+
+@pytest.mark.parametrize("ssl,then", [("moco", "target"), ("densecl", "joint"), ("rotation", "target")])
+def test_pretraining_then_fine_tuning_or_joint_training(ssl, then):
+    model = build(ssl, mode="ssl")
+    model.compile(keras.optimizers.SGD(0.05))
+    head, trunk = weights(model.target_head.weights), weights(model.trunk.weights)
+    views = _dataset(ssl).map(lambda supervised, views: views)
+    history = model.fit(views, epochs=1, steps_per_epoch=2, verbose=0).history
+    assert set(history) == {"loss", "ssl_loss"}
+    assert not any(_changed(head, model.target_head.weights)) and all(_changed(trunk, model.trunk.weights))
+
+    model.mode = then
+    projection = weights(model.ssl_head.weights)
+    banks = weights([model.global_bank]) if ssl != "rotation" else []
+    data = _dataset(ssl) if then == "joint" else _dataset("none")
+    history = model.fit(data, epochs=1, steps_per_epoch=2, verbose=0).history
+    assert all(_changed(head, model.target_head.weights))
+    if then == "target":
+        assert set(history) == {"loss", "target_loss"}
+        assert not any(_changed(projection, model.ssl_head.weights))
+        assert not any(_changed(banks, [model.global_bank] if banks else []))
+    else:
+        assert set(history) == {"loss", "target_loss", "ssl_loss"} and all(_changed(banks, [model.global_bank]))
+
+
+def test_wrong_batch_structure_and_view_size_are_user_errors():
+    model = build("moco")
+    model.compile(keras.optimizers.SGD(0.01))
+    with pytest.raises(UserError, match="joint_dataset"):
+        model.train_step(supervised_batch())
+    small = dict(ssl_batch("moco"), query=tf.zeros((BATCH, 8, 8, 3)))
+    with pytest.raises(UserError, match="differ in size"):
+        model.compute_losses(supervised_batch(), small, model.momentum_keys(ssl_batch("moco")))
+    with pytest.raises(UserError, match="missing index"):
+        model.train_step((supervised_batch(), {"query": small["query"], "key": small["key"]}))
+
+
+# -- deployment --------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("ssl", ["rotation", "densecl"])
+def test_deployable_is_the_single_task_network(ssl):
+    model = build(ssl)
+    model.compile(keras.optimizers.SGD(0.05))
+    model.fit(_dataset(ssl), epochs=1, steps_per_epoch=1, verbose=0)
+    deployed = deployable(model)
+    trunk = tiny_trunk(seed=3)
+    plain = target_model(trunk, supervised_head(trunk.output_shape[1:], 1, (SIZE, SIZE)))
+    plain.set_weights(deployed.get_weights())
+    images = supervised_batch()[0]
+    np.testing.assert_allclose(deployed(images), model(images), rtol=1e-6)
+    np.testing.assert_allclose(plain(images), deployed(images), rtol=1e-6)
+    assert deployed.count_params() == plain.count_params() == model.trunk.count_params() + \
+        model.target_head.count_params()
+    assert model.count_params() > deployed.count_params()
+    deployed_ops = op_census(convert(deployed, "fp32"))
+    assert deployed_ops == op_census(convert(plain, "fp32"))
+    assert "FULLY_CONNECTED" not in deployed_ops["ops"]  # no projection or rotation head left
+
+
+def test_deeplab_trunk_integration():
+    deeplab = pytest.importorskip("zippy_tf.multitask.deeplab", reason="the DeepLabv3+ builder is not in the tree")
+    if not hasattr(deeplab, "deeplab_trunk"):
+        pytest.skip("zippy_tf.multitask.deeplab has no deeplab_trunk")
+    trunk = deeplab.deeplab_trunk(backbone="resnet18", norm="group", input_shape=(32, 32, 3))
+    model = CompLModel(trunk, supervised_head(trunk.output_shape[1:], 1, (32, 32)), depth_loss, ssl="densecl",
+                       ssl_size=4, grid=4)
+    model.compile(keras.optimizers.SGD(0.001))
+    rng = np.random.default_rng(0)
+    images = rng.uniform(0, 255, (4, 32, 32, 3)).astype(np.float32)
+    supervised = tf.data.Dataset.from_tensor_slices((images, rng.random((4, 32, 32, 1), np.float32))).batch(2)
+    views = ssl_dataset(tf.data.Dataset.from_tensor_slices(images), "densecl", batch_size=2, views=ViewConfig(offset=2))
+    history = model.fit(joint_dataset(supervised.repeat(), views), epochs=1, steps_per_epoch=1, verbose=0).history
+    assert np.isfinite(history["loss"][0])
+    assert deployable(model).count_params() == trunk.count_params() + model.target_head.count_params()
