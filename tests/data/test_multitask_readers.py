@@ -118,7 +118,7 @@ def _break(root, how):
         return root, "0002.jpg' is not a readable image"
     if how == "missing_label":
         os.remove(f"{root}/edge/0002.png")
-        return root, "label file .*0002.png' is missing"
+        return root, "file .*0002.png. is missing"
     if how == "missing_field":
         _write(f"{root}/depth/0002.mat", {"Depth": np.ones((H, W), np.float32)})
         return root, "has no field 'depth'"

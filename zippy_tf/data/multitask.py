@@ -30,7 +30,6 @@ References:
     Maninis et al., "Attentive Single-Tasking of Multiple Tasks", CVPR 2019, https://arxiv.org/abs/1904.08918
 """
 
-import functools
 import json
 import os
 
@@ -53,6 +52,17 @@ EXTRA_TASKS = {"nyud": ("sal",), "pascal": ()}
 NUM_CLASSES = {"nyud": {"semseg": 41}, "pascal": {"semseg": 21, "human_parts": 7}}
 IGNORE_LABEL = 255
 SPLITS = ("train", "val")
+# Where each input lives, relative to the root, for an example id; PASCAL edges and the normals mask come from the
+# context LabelMap, and PASCAL normals also need the two class lists of json/.
+FILES = {
+    "nyud": {"image": ("images/{}.jpg",), "semseg": ("segmentation/{}.mat",), "depth": ("depth/{}.mat",),
+             "normals": ("normals/{}.jpg",), "edge": ("edge/{}.png",), "sal": ("saliency/{}.png",)},
+    "pascal": {"image": ("JPEGImages/{}.jpg",), "semseg": ("SemanticSegmentation/Context/{}.png",),
+               "edge": ("Context/trainval/{}.mat",), "human_parts": ("PascalParts/{}.mat",),
+               "normals": ("NormalsDistill/{}.png", "Context/trainval/{}.mat", "json/nyu_classes.json",
+                           "json/context_classes.json"),
+               "sal": ("SaliencyDistill/{}.png",)},
+}
 # PASCAL-Part names of the person category (15) grouped into the six parts of the RCM/ASTMT code.
 PERSON_CATEGORY = 15
 HUMAN_PARTS = {
@@ -109,9 +119,35 @@ def split_ids(root, dataset, split):
     return ids
 
 
-def _need_file(path):
+def example_files(root, dataset, example_id, tasks):
+    """The files :func:`read_example` reads for these tasks (image first), without duplicates."""
+    names = [name for key in ("image",) + tuple(tasks) for name in FILES[dataset][key]]
+    return [_join(root, name, example_id) for name in dict.fromkeys(names)]
+
+
+def _join(root, name, example_id):
+    return os.path.join(root, *name.format(example_id).split("/"))
+
+
+def _path(root, dataset, key, example_id):
+    """The first (main) file of an input of an example."""
+    return _join(root, FILES[dataset][key][0], example_id)
+
+
+def check_split(root, dataset, split, tasks):
+    """The ids of a split, after checking that every file their tasks need exists (so that a long run does not
+    fail on a missing file mid-epoch)."""
+    tasks = check_tasks(dataset, tasks)
+    ids = split_ids(root, dataset, split)
+    for example_id in ids:
+        for path in example_files(root, dataset, example_id, tasks):
+            _need_file(path)
+    return ids
+
+
+def _need_file(path, fix="restore it or remove its id from the split file"):
     if not os.path.isfile(path):
-        raise UserError(f"label file {path!r} is missing; restore it or remove its id from the split file")
+        raise UserError(f"file {path!r} is missing; {fix}")
     return path
 
 
@@ -156,24 +192,24 @@ def encode_normals(normals):
 
 def _nyud_label(root, example_id, task):
     if task == "semseg":
-        path = os.path.join(root, "segmentation", f"{example_id}.mat")
+        path = _path(root, "nyud", task, example_id)
         return _class_ids(read_mat_field(path, "segmentation"), NUM_CLASSES["nyud"]["semseg"], path)
     if task == "depth":
-        path = os.path.join(root, "depth", f"{example_id}.mat")
+        path = _path(root, "nyud", task, example_id)
         depth = np.asarray(read_mat_field(path, "depth"), np.float32)
         if depth.ndim != 2 or not np.all(np.isfinite(depth)) or (depth < 0).any():
             raise UserError(f"{path!r} is not an (H, W) map of finite depths >= 0; restore it")
         return depth
     if task == "normals":
-        return decode_normals(_read_png(os.path.join(root, "normals", f"{example_id}.jpg"), 3))
+        return decode_normals(_read_png(_path(root, "nyud", task, example_id), 3))
     if task == "edge":
-        return (_read_png(os.path.join(root, "edge", f"{example_id}.png"), 1) / 255.0).astype(np.float32)
+        return (_read_png(_path(root, "nyud", task, example_id), 1) / 255.0).astype(np.float32)
     # sal: our documented extension of the layout
-    return (_read_png(os.path.join(root, "saliency", f"{example_id}.png"), 1) > 127.5).astype(np.float32)
+    return (_read_png(_path(root, "nyud", task, example_id), 1) > 127.5).astype(np.float32)
 
 
 def _context_label_map(root, example_id):
-    return read_mat_field(os.path.join(root, "Context", "trainval", f"{example_id}.mat"), "LabelMap")
+    return read_mat_field(_path(root, "pascal", "edge", example_id), "LabelMap")
 
 
 def pascal_edge(label_map):
@@ -204,48 +240,46 @@ def human_parts_from_anno(anno, shape):
 
 
 def _read_json(path):
-    with open(_need_file(path)) as f:
-        return json.load(f)
+    with open(_need_file(path, "restore it from the PASCAL_MT archive")) as f:
+        try:
+            return json.load(f)
+        except json.JSONDecodeError:
+            raise UserError(f"{path!r} is not valid JSON; restore it from the PASCAL_MT archive") from None
 
 
-@functools.lru_cache(maxsize=8)
 def _normals_classes(root):
     """Context class ids whose normals the distilled PASCAL normals keep: context classes that are NYU classes
     (except 'unknown'), plus 'tvmonitor' (as the reference)."""
-    paths = [os.path.join(root, "json", name) for name in ("nyu_classes.json", "context_classes.json")]
-    try:
-        nyu, context = (_read_json(p) for p in paths)
-    except ValueError:
-        raise UserError(f"{paths[0]!r} or {paths[1]!r} is not valid JSON; restore them") from None
+    paths = [_join(root, name, None) for name in FILES["pascal"]["normals"][2:]]
+    nyu, context = (_read_json(path) for path in paths)
     valid = [context[name] for name in nyu if name in context and name != "unknown"]
     return np.array(valid + [context["tvmonitor"]] if "tvmonitor" in context else valid)
 
 
 def _pascal_label(root, example_id, task, shape):
     if task == "semseg":
-        path = os.path.join(root, "SemanticSegmentation", "Context", f"{example_id}.png")
+        path = _path(root, "pascal", task, example_id)
         return _class_ids(_read_png(path, 1), NUM_CLASSES["pascal"]["semseg"], path)
     if task == "edge":
         return pascal_edge(_context_label_map(root, example_id))
     if task == "human_parts":
-        path = os.path.join(root, "PascalParts", f"{example_id}.mat")
+        path = _path(root, "pascal", task, example_id)
         return human_parts_from_anno(read_mat_field(path, "anno"), shape)
     if task == "normals":
-        normals = decode_normals(_read_png(os.path.join(root, "NormalsDistill", f"{example_id}.png"), 3))
+        normals = decode_normals(_read_png(_path(root, "pascal", task, example_id), 3))
         keep = np.isin(_context_label_map(root, example_id), _normals_classes(root))
         if keep.shape != normals.shape[:2]:
             raise UserError(f"the LabelMap of {example_id!r} and its distilled normals differ in size; restore them")
         return np.where(keep[..., None], normals, 0.0).astype(np.float32)
     # sal
-    return (_read_png(os.path.join(root, "SaliencyDistill", f"{example_id}.png"), 1) > 127.5).astype(np.float32)
+    return (_read_png(_path(root, "pascal", task, example_id), 1) > 127.5).astype(np.float32)
 
 
 def read_example(root, dataset, example_id, tasks):
     """One example: {"id": example_id, "image": (H, W, 3) uint8 RGB, task: label for each task} in the module's
     label conventions. Every label is checked to have the image's height and width."""
     tasks = check_tasks(dataset, tasks)
-    folder = "images" if dataset == "nyud" else "JPEGImages"
-    path = _need_file(os.path.join(root, folder, f"{example_id}.jpg"))
+    path = _need_file(_path(root, dataset, "image", example_id))
     image = np.ascontiguousarray(read_image(path)[..., ::-1])
     example = {"id": example_id, "image": image}
     for task in tasks:
@@ -268,7 +302,8 @@ def load_multitask(root, dataset, split, tasks):
 
 
 __all__ = [
-    "DATASETS", "DATASET_TASKS", "EXTRA_TASKS", "HUMAN_PARTS", "IGNORE_LABEL", "NUM_CLASSES", "PERSON_CATEGORY",
-    "SPLITS", "TASKS", "check_tasks", "decode_normals", "encode_normals", "human_parts_from_anno", "load_multitask",
-    "output_channels", "pascal_edge", "read_example", "read_mat_field", "split_ids",
+    "DATASETS", "DATASET_TASKS", "EXTRA_TASKS", "FILES", "HUMAN_PARTS", "IGNORE_LABEL", "NUM_CLASSES",
+    "PERSON_CATEGORY", "SPLITS", "TASKS", "check_split", "check_tasks", "decode_normals", "encode_normals",
+    "example_files", "human_parts_from_anno", "load_multitask", "output_channels", "pascal_edge", "read_example",
+    "read_mat_field", "split_ids",
 ]
