@@ -1,64 +1,24 @@
 """NYUD-MT and PASCAL-MT readers on tiny hand-made copies of each layout, and the bad-input table."""
 
-import json
 import os
 
-import cv2
 import numpy as np
 import pytest
-import scipy.io
+from multitask_layouts import H, W, nyud_truth, write, write_tiny_nyud, write_tiny_pascal
 
 from zippy_tf.data.multitask import (
     IGNORE_LABEL, check_tasks, load_multitask, output_channels, read_example, split_ids,
 )
 from zippy_tf.errors import UserError
 
-H, W = 6, 8
-
-
-def _write(path, array):
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    if path.endswith(".mat"):
-        scipy.io.savemat(path, array)
-    elif path.endswith(".txt"):
-        with open(path, "w") as f:
-            f.write("".join(f"{line}\n" for line in array))
-    elif path.endswith(".json"):
-        with open(path, "w") as f:
-            json.dump(array, f)
-    else:
-        params = [cv2.IMWRITE_JPEG_QUALITY, 100] if path.endswith(".jpg") else []
-        assert cv2.imwrite(path, array, params)
-
-
-def _nyud_truth():
-    semseg = np.zeros((H, W), np.uint8)
-    semseg[:, 4:] = 40
-    semseg[0, 0] = 255
-    depth = np.linspace(0.5, 3.0, H * W, dtype=np.float32).reshape(H, W)
-    depth[1, 1] = 0.0
-    edge = np.zeros((H, W), np.uint8)
-    edge[:, 3] = 255
-    return semseg, depth, edge
-
 
 @pytest.fixture
 def nyud(tmp_path):
-    root = str(tmp_path / "NYUD_MT")
-    semseg, depth, edge = _nyud_truth()
-    for example_id in ("0001", "0002"):
-        _write(f"{root}/images/{example_id}.jpg", np.full((H, W, 3), (10, 120, 250), np.uint8))
-        _write(f"{root}/segmentation/{example_id}.mat", {"segmentation": semseg})
-        _write(f"{root}/depth/{example_id}.mat", {"depth": depth})
-        _write(f"{root}/normals/{example_id}.jpg", np.full((H, W, 3), (255, 127, 0), np.uint8))  # BGR on disk
-        _write(f"{root}/edge/{example_id}.png", edge)
-    _write(f"{root}/gt_sets/train.txt", ["0001", "0002"])
-    _write(f"{root}/gt_sets/val.txt", ["0002"])
-    return root
+    return write_tiny_nyud(str(tmp_path / "NYUD_MT"))
 
 
 def test_nyud_reader_conventions(nyud):
-    semseg, depth, edge = _nyud_truth()
+    semseg, depth, edge = nyud_truth()
     assert split_ids(nyud, "nyud", "val") == ["0002"]
     examples = list(load_multitask(nyud, "nyud", "train", ["semseg", "depth", "normals", "edge"]))
     assert [e["id"] for e in examples] == ["0001", "0002"]
@@ -103,10 +63,10 @@ def _break(root, how):
     if how == "class_out_of_range":
         semseg = np.zeros((H, W), np.uint8)
         semseg[2, 2] = 41
-        _write(f"{root}/segmentation/0002.mat", {"segmentation": semseg})
+        write(f"{root}/segmentation/0002.mat", {"segmentation": semseg})
         return root, "class id 41 outside 0..40"
     if how == "size_mismatch":
-        _write(f"{root}/depth/0002.mat", {"depth": np.ones((H - 1, W), np.float32)})
+        write(f"{root}/depth/0002.mat", {"depth": np.ones((H - 1, W), np.float32)})
         return root, "depth label of '0002' is 5x8 but its image is 6x8"
     if how == "unreadable_mat":
         with open(f"{root}/segmentation/0002.mat", "wb") as f:
@@ -120,7 +80,7 @@ def _break(root, how):
         os.remove(f"{root}/edge/0002.png")
         return root, "file .*0002.png. is missing"
     if how == "missing_field":
-        _write(f"{root}/depth/0002.mat", {"Depth": np.ones((H, W), np.float32)})
+        write(f"{root}/depth/0002.mat", {"Depth": np.ones((H, W), np.float32)})
         return root, "has no field 'depth'"
     raise AssertionError(how)
 
@@ -139,51 +99,9 @@ def test_unknown_split(nyud):
         split_ids(nyud, "nyud", "test")
 
 
-def _parts_anno(objects):
-    """A PASCAL-Part ``anno`` struct: objects = [(class_ind, mask, [(part_name, mask), ...]), ...]."""
-    table = np.zeros((1, len(objects)), dtype=[("class", "O"), ("class_ind", "O"), ("mask", "O"), ("parts", "O")])
-    for i, (class_ind, mask, parts) in enumerate(objects):
-        part_table = np.zeros((1, len(parts)), dtype=[("part_name", "O"), ("mask", "O")])
-        for j, (name, part_mask) in enumerate(parts):
-            part_table[0, j] = (name, part_mask.astype(np.uint8))
-        table[0, i] = ("x", class_ind, mask.astype(np.uint8), part_table if parts else np.zeros((0, 0)))
-    return {"anno": {"imname": "x", "objects": table}}
-
-
-def _box(rows, cols):
-    mask = np.zeros((H, W), bool)
-    mask[rows, cols] = True
-    return mask
-
-
 @pytest.fixture
 def pascal(tmp_path):
-    root = str(tmp_path / "PASCAL_MT")
-    label_map = np.zeros((H, W), np.uint16)  # context classes: 0 unknown, 3 cat, 5 wall, 9 tvmonitor
-    label_map[:, 4:] = 5
-    label_map[:2, :2] = 3
-    label_map[4:, 6:] = 9
-    semseg = np.where(label_map == 3, 8, 0).astype(np.uint8)
-    semseg[5, 0] = 255
-    person = [(15, _box(slice(0, 6), slice(0, 4)), [("head", _box(slice(0, 2), slice(0, 4))),
-                                                     ("torso", _box(slice(1, 4), slice(0, 4))),
-                                                     ("llleg", _box(slice(4, 6), slice(0, 2)))]),
-              (8, _box(slice(0, 6), slice(4, 8)), [("lfoot", _box(slice(0, 6), slice(4, 8)))]),  # a cat: ignored
-              (15, _box(slice(0, 6), slice(6, 8)), [("ruarm", _box(slice(0, 3), slice(6, 8)))])]
-    for example_id, objects in (("2008_000001", person), ("2008_000002", person[1:2])):
-        _write(f"{root}/JPEGImages/{example_id}.jpg", np.full((H, W, 3), 90, np.uint8))
-        _write(f"{root}/Context/trainval/{example_id}.mat", {"LabelMap": label_map})
-        _write(f"{root}/SemanticSegmentation/Context/{example_id}.png", semseg)
-        _write(f"{root}/PascalParts/{example_id}.mat", _parts_anno(objects))
-        _write(f"{root}/NormalsDistill/{example_id}.png", np.full((H, W, 3), (0, 255, 255), np.uint8))
-        sal = np.zeros((H, W), np.uint8)
-        sal[:, :3] = 200
-        sal[:, 3] = 100
-        _write(f"{root}/SaliencyDistill/{example_id}.png", sal)
-    _write(f"{root}/ImageSets/Context/train.txt", ["2008_000001", "2008_000002"])
-    _write(f"{root}/json/context_classes.json", {"unknown": 0, "cat": 3, "wall": 5, "tvmonitor": 9})
-    _write(f"{root}/json/nyu_classes.json", ["unknown", "wall", "floor"])
-    return root, label_map, semseg
+    return write_tiny_pascal(str(tmp_path / "PASCAL_MT"))
 
 
 def test_pascal_reader(pascal):
@@ -228,11 +146,12 @@ def test_pascal_edge_is_thinned():
 def test_pascal_bad_input(pascal):
     root, _, _ = pascal
     semseg = np.full((H, W), 21, np.uint8)
-    _write(f"{root}/SemanticSegmentation/Context/2008_000002.png", semseg)
+    write(f"{root}/SemanticSegmentation/Context/2008_000002.png", semseg)
     with pytest.raises(UserError, match="class id 21 outside 0..20"):
         list(load_multitask(root, "pascal", "train", ["semseg"]))
     os.remove(f"{root}/json/nyu_classes.json")
     with pytest.raises(UserError, match="nyu_classes.json' is missing"):
         read_example(root, "pascal", "2008_000001", ["normals"])
+    os.remove(f"{root}/ImageSets/Context/val.txt")
     with pytest.raises(UserError, match="split file .*ImageSets/Context/val.txt"):
         split_ids(root, "pascal", "val")
