@@ -17,24 +17,23 @@ and everything before the heads are identical in both trackers and not included.
         [--output benchmarks/results/exemplar_vs_attention.json] [--plot benchmarks/results/exemplar_vs_attention.png]
 """
 
-import json
-import os
 import platform
-import sys
 
 import numpy as np
-from absl import app, flags
+from absl import flags
 
-import zippy_tf
-from zippy_tf._compat import keras, tf
+import zippy_tf  # noqa: F401  (selects Keras 2 before TensorFlow is imported)
+from zippy_tf._compat import keras
 from zippy_tf.export import convert
 from zippy_tf.export.latency import time_interleaved
 from zippy_tf.export.runner import FlatbufferRunner
-from zippy_tf.io import atomic_write, check_output_path, write_json
-from zippy_tf.runtime import progress
+from zippy_tf.io import save_figure
+from zippy_tf.runtime import progress, set_threads
 from zippy_tf.tracking.attention import SelfAttention, SelfAttentionTransformer
 from zippy_tf.tracking.exemplar import ExemplarAttention, ExemplarTransformer
 from zippy_tf.tracking.model import CLS_CHANNELS, CLS_KERNELS, REG_CHANNELS, REG_KERNELS
+
+import _common
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("precisions", ["fp32"], "TFLite precisions to time (fp32, int8)")
@@ -45,8 +44,8 @@ flags.DEFINE_integer("warmup", 3, "untimed runs per model")
 flags.DEFINE_integer("threads", 1, "interpreter threads")
 flags.DEFINE_boolean("heads", True, "also time the tower stacks of each head type")
 flags.DEFINE_string("note", "", "free text stored in the JSON (e.g. other load on the machine)")
-flags.DEFINE_string("output", "benchmarks/results/exemplar_vs_attention.json", "JSON result")
-flags.DEFINE_string("plot", "benchmarks/results/exemplar_vs_attention.png", "bar plot")
+flags.DEFINE_string("output", _common.default_output(__file__), "JSON result")
+flags.DEFINE_string("plot", _common.default_output(__file__, ".png"), "bar plot")
 
 KERNEL_SIZE, NUM_EXEMPLARS, NUM_HEADS, FFN_DIM = 3, 4, 8, 1024
 
@@ -123,13 +122,7 @@ def ratios(group):
 
 
 def plot(report, path):
-    import io
-
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _common.pyplot()
     groups = [(f"{p} C={g['channels']} {g['size']}²", g["layers"]) for p, gs in report["layers"].items() for g in gs]
     groups += [(f"{p} heads {g['size']}²", g["heads"]) for p, gs in report.get("heads", {}).items() for g in gs]
     names = list(LAYERS)
@@ -144,19 +137,13 @@ def plot(report, path):
                    f"{platform.machine()}")
     axes.grid(alpha=0.3, axis="y", which="both")
     axes.legend(fontsize=7, ncol=2)
-    figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=120)
+    save_figure(figure, path)
     plt.close(figure)
-    atomic_write(path, buffer.getvalue())
 
 
 def main(argv):
     del argv
-    check_output_path(FLAGS.output)
-    check_output_path(FLAGS.plot)
-    tf.config.threading.set_intra_op_parallelism_threads(1)
-    tf.config.threading.set_inter_op_parallelism_threads(1)
+    set_threads(FLAGS.threads)
     report = {"layers": {}, "heads": {}}
     for precision in FLAGS.precisions:
         report["layers"][precision] = []
@@ -180,22 +167,18 @@ def main(argv):
                                                                    / group["exemplar"]["median_ms"], 2)}})
                 progress(f"  {report['heads'][precision][-1]['ratios']}")
     report.update({
-        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} logical CPUs (shared with "
-                   "another training process)",
-        "runtime": f"tf.lite.Interpreter (TF {tf.__version__}), {FLAGS.threads} thread(s), median of {FLAGS.runs} "
+        **_common.provenance(),
+        "runtime": f"tf.lite.Interpreter, {FLAGS.threads} thread(s), median of {FLAGS.runs} "
                    f"interleaved runs after {FLAGS.warmup} warm-up runs, batch 1",
         "config": {"exemplar": f"ExemplarTransformer kernel {KERNEL_SIZE}, E={NUM_EXEMPLARS}, FFN {FFN_DIM}",
                    "attention": f"SelfAttentionTransformer {NUM_HEADS} heads, FFN {FFN_DIM}",
                    "no_ffn": "A(x) + x only", "conv_sum": "exemplar pointwise as E 1x1 convs summed (earlier form)"},
         "target": "exemplar head >= 3x faster than the standard-attention head ('attention / exemplar' >= 3)",
-        "command": "python " + " ".join(sys.argv),
         "note": FLAGS.note,
-        "zippy_tf": zippy_tf.__version__,
     })
-    write_json(FLAGS.output, report)
     plot(report, FLAGS.plot)
-    print(json.dumps(report, sort_keys=True))
+    _common.write_report(FLAGS.output, report)
 
 
 if __name__ == "__main__":
-    app.run(main)
+    _common.run(main)

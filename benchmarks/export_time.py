@@ -9,26 +9,25 @@ signatures and op counts agree and records the byte sizes.
         [--output benchmarks/results/export_time.json]
 """
 
-import os
-import platform
 import statistics
-import sys
 import time
 
-from absl import app, flags
+from absl import flags
 
-import zippy_tf
+import zippy_tf  # noqa: F401  (selects Keras 2 before TensorFlow is imported)
 from zippy_tf._compat import tf
 from zippy_tf.export import op_census, tflite_converter
 from zippy_tf.export.flatbuffer import signature_io
-from zippy_tf.io import check_output_path, write_json
 from zippy_tf.presets import build_model
+from zippy_tf.runtime import progress, set_threads
+
+import _common
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("models", ["ettrack", "zippypoint-int8"], "model presets to export (trackers: both branches)")
 flags.DEFINE_integer("repeats", 2, "conversions per model and converter (the median is reported)", lower_bound=1)
 flags.DEFINE_string("note", "", "free text stored in the JSON (e.g. other load on the machine)")
-flags.DEFINE_string("output", "benchmarks/results/export_time.json", "JSON result")
+flags.DEFINE_string("output", _common.default_output(__file__), "JSON result")
 
 CONVERTERS = {
     "from_keras_model": tf.lite.TFLiteConverter.from_keras_model,
@@ -61,27 +60,22 @@ def measure(model, repeats):
 
 def main(argv):
     del argv
-    check_output_path(FLAGS.output)
-    tf.config.threading.set_intra_op_parallelism_threads(1)
-    tf.config.threading.set_inter_op_parallelism_threads(1)
+    set_threads(1)
     results = {}
     for name in FLAGS.models:
         for label, model in keras_models(name).items():
-            print(f"converting {label} ...", file=sys.stderr, flush=True)
+            progress(f"converting {label} ...")
             results[label] = measure(model, FLAGS.repeats)
-            print(f"{label}: {results[label]}", file=sys.stderr, flush=True)
-    write_json(FLAGS.output, {
+            progress(f"{label}: {results[label]}")
+    _common.write_report(FLAGS.output, {
         "benchmark": "fp32 TFLite conversion time, serving function vs from_keras_model, same models, one run",
-        "command": "python " + " ".join(sys.argv),
-        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "tensorflow": tf.__version__,
-                    "zippy_tf": zippy_tf.__version__},
+        **_common.provenance(),
         "note": FLAGS.note,
         "repeats": FLAGS.repeats,
         "threads": 1,
         "results": results,
     })
-    print(f"wrote {FLAGS.output}")
 
 
 if __name__ == "__main__":
-    app.run(main)
+    _common.run(main)

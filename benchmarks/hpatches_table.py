@@ -19,26 +19,21 @@ the validation split (seed 1001) instead, for choices such as the radius.
 Writes the JSON (every metric, per set) and a Markdown table next to it (``.md``), and prints the table.
 """
 
-import os
-import sys
-
-from absl import app, flags
+from absl import flags
 
 import zippy_tf  # noqa: F401  (selects Keras 2 before TensorFlow is imported)
 from zippy_tf.data.hpatches import STANDARD_TEST_SETS, standard_test_set
-from zippy_tf.errors import UserError
-from zippy_tf.io import atomic_write, check_output_path, write_json
 from zippy_tf.keypoints.evaluate import OPENCV_DETECTORS, evaluate_hpatches, make_detector, parse_detector_entry
 from zippy_tf.runtime import hpatches_resolution, progress
 
+import _common
+
 FLAGS = flags.FLAGS
-flags.DEFINE_multi_string("entry", [], "LABEL=MODEL[,weights=PATH][,config=PATH][,refine=RADIUS]; the OpenCV "
-                          "detectors are always added")
+_common.define_hpatches_flags([], "LABEL=MODEL[,weights=PATH][,config=PATH][,refine=RADIUS]; the OpenCV detectors "
+                                  "are always added")
 flags.DEFINE_list("sets", list(STANDARD_TEST_SETS), "test sets to run (or validation, for choices made by hand)")
-flags.DEFINE_string("data_dir", os.path.join("out", "hpatches_sets"), "where the test sets are (written if absent)")
-flags.DEFINE_string("resolution", "320x240", "WIDTHxHEIGHT of the protocol")
 flags.DEFINE_integer("top_k", 300, "keypoints per image (300 at 320x240 in the KP2D protocol)")
-flags.DEFINE_string("output", "benchmarks/results/hpatches_table.json", "JSON result (the table goes to .md)")
+flags.DEFINE_string("output", _common.default_output(__file__), "JSON result (the table goes to .md)")
 
 COLUMNS = ("repeatability", "localization_error", "correctness_1", "correctness_3", "correctness_5",
            "matching_score")
@@ -58,27 +53,21 @@ def markdown(results):
 
 def main(argv):
     del argv
-    try:
-        check_output_path(FLAGS.output)
-        width, height = hpatches_resolution(FLAGS.resolution)
-        entries = [parse_detector_entry(e) for e in FLAGS.entry] + [(n, n, {}) for n in OPENCV_DETECTORS]
-        results = {"resolution": FLAGS.resolution, "top_k": FLAGS.top_k, "entries": {}, "sets": {}}
-        for set_name in FLAGS.sets:
-            root = standard_test_set(set_name, FLAGS.data_dir, progress)
-            results["sets"][set_name] = {}
-            for label, model, kwargs in entries:
-                detector = make_detector(model, resolution=(width, height), **kwargs)
-                progress(f"{set_name}: {label}")
-                results["entries"][label] = {"model": model, **kwargs}
-                results["sets"][set_name][label] = evaluate_hpatches(detector, root, resolution=(width, height),
-                                                                     top_k=FLAGS.top_k)
-    except UserError as e:
-        sys.exit(f"hpatches_table: error: {e}")
-    write_json(FLAGS.output, results)
-    table = markdown(results)
-    atomic_write(os.path.splitext(FLAGS.output)[0] + ".md", table + "\n")
-    print(table)
+    width, height = hpatches_resolution(FLAGS.resolution)
+    entries = [parse_detector_entry(e) for e in FLAGS.entry] + [(n, n, {}) for n in OPENCV_DETECTORS]
+    results = {**_common.provenance(), "resolution": FLAGS.resolution, "top_k": FLAGS.top_k, "entries": {},
+               "sets": {}}
+    for set_name in FLAGS.sets:
+        root = standard_test_set(set_name, FLAGS.data_dir, progress)
+        results["sets"][set_name] = {}
+        for label, model, kwargs in entries:
+            detector = make_detector(model, resolution=(width, height), **kwargs)
+            progress(f"{set_name}: {label}")
+            results["entries"][label] = {"model": model, **kwargs}
+            results["sets"][set_name][label] = evaluate_hpatches(detector, root, resolution=(width, height),
+                                                                 top_k=FLAGS.top_k)
+    _common.write_report(FLAGS.output, results, markdown=markdown(results))
 
 
 if __name__ == "__main__":
-    app.run(main)
+    _common.run(main)

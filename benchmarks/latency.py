@@ -12,18 +12,18 @@ not what an ARM device shows; the analytic cost and BUILD.md's on-device benchma
 """
 
 import os
-import platform
-import sys
 
-from absl import app, flags
+from absl import flags
 
-import zippy_tf
+import zippy_tf  # noqa: F401  (selects Keras 2 before TensorFlow is imported)
 from zippy_tf.export import FlatbufferRunner, convert, op_census
 from zippy_tf.export.latency import time_interleaved
-from zippy_tf.io import atomic_write, check_output_path, write_json
+from zippy_tf.io import atomic_write, check_output_path, save_figure, write_json
 from zippy_tf.presets import build_model
 from zippy_tf.quantization.cost import analytic_cost
-from zippy_tf.runtime import parse_resolution
+from zippy_tf.runtime import parse_resolution, progress
+
+import _common
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("output_dir", "out", "folder for latency.json, latency.png and the flatbuffers")
@@ -38,11 +38,7 @@ CANDIDATES = (("kp2d", "int8"), ("zippypoint-int8", "int8"), ("zippypoint", "lce
 
 
 def plot(rows, path):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _common.pyplot()
     labels = [f"{r['model']}\n{r['format']}" for r in rows]
     x = range(len(rows))
     fig, ax = plt.subplots(figsize=(7, 4))
@@ -53,9 +49,7 @@ def plot(rows, path):
     ax.set_ylabel("speed-up over KP2D fp32")
     ax.set_title("Latency against the KP2D fp32 baseline (same run)")
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(path + ".tmp.png", dpi=120)
-    os.replace(path + ".tmp.png", path)
+    save_figure(fig, path)
 
 
 def main(argv):
@@ -65,7 +59,7 @@ def main(argv):
     height, width = parse_resolution(FLAGS.resolution)
     runners, rows = {}, []
     for name, fmt in (BASELINE, *CANDIDATES):
-        print(f"building and exporting {name} ({fmt}) ...", file=sys.stderr, flush=True)
+        progress(f"building and exporting {name} ({fmt}) ...")
         model = build_model(name, input_shape=(height, width, 3), use_shipped_weights=False)
         data = convert(model, fmt)
         path = os.path.join(FLAGS.output_dir, f"{name}_{fmt}.tflite")
@@ -73,7 +67,7 @@ def main(argv):
         runners[(name, fmt)] = FlatbufferRunner(data, FLAGS.threads)
         rows.append({"model": name, "format": fmt, "path": path, "size_bytes": len(data),
                      "ops": op_census(data)["ops"], **analytic_cost(model, fmt)})
-    print(f"timing {len(runners)} flatbuffers interleaved, {FLAGS.runs} runs each ...", file=sys.stderr, flush=True)
+    progress(f"timing {len(runners)} flatbuffers interleaved, {FLAGS.runs} runs each ...")
     times = time_interleaved(runners, warmup=FLAGS.warmup, runs=FLAGS.runs)
     import numpy as np
 
@@ -87,9 +81,7 @@ def main(argv):
         row["runtime"] = runners[key].runtime
         row["baseline"] = "kp2d fp32"
     report = {
-        "zippy_tf_version": zippy_tf.__version__,
-        "machine": {"processor": platform.processor() or platform.machine(), "system": platform.platform(),
-                    "cpu_count": os.cpu_count()},
+        **_common.provenance(),
         "resolution": FLAGS.resolution, "threads": FLAGS.threads, "runs": FLAGS.runs, "warmup": FLAGS.warmup,
         "baseline": {"model": BASELINE[0], "format": BASELINE[1], "median_ms": round(base_ms, 3)},
         "results": rows[1:],
@@ -105,4 +97,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    _common.run(main)

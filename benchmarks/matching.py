@@ -6,33 +6,34 @@ descriptors; times are the best of ``--repeats`` runs (wall clock, this machine)
 thread; the BLAS baseline on numpy's default thread count (all cores), and on one thread when threadpoolctl is
 installed.
 
-    /work/venv/bin/python benchmarks/matching.py [--sizes 1000 4000] [--repeats 5]
+    python benchmarks/matching.py [--sizes 1000,4000] [--repeats 5]
 
 Writes benchmarks/results/matching.json and prints it.
 """
 
-import argparse
-import json
-import os
-import platform
-import time
-
 import contextlib
+import time
 
 import zippy_tf  # noqa: F401  (before TensorFlow-adjacent imports, by house rule)
 import cv2
 import numpy as np
+from absl import flags
 
-from zippy_tf.io import write_json
+from zippy_tf.errors import UserError
 from zippy_tf.keypoints import matching
 from zippy_tf.keypoints.matching import match_hamming, match_l2
+
+import _common
 
 try:
     from threadpoolctl import threadpool_limits
 except ImportError:
     threadpool_limits = None
 
-RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "matching.json")
+FLAGS = flags.FLAGS
+flags.DEFINE_list("sizes", ["1000", "4000"], "descriptor counts N (N x N matching), comma-separated")
+flags.DEFINE_integer("repeats", 5, "timed runs per matcher (the best is reported)", lower_bound=1)
+flags.DEFINE_string("output", _common.default_output(__file__), "JSON result")
 
 
 def descriptors(rng, n, bits=256, ones=64):
@@ -86,8 +87,8 @@ def run(sizes, repeats, seed=0):
         rows[-1]["target_10x_met"] = rows[-1]["speedup_vs_l2_float32_blas"] >= 10.0
     return {
         "benchmark": "mutual nearest-neighbour matching, N x N, 256-bit (64 ones) vs 256-d float32",
-        "machine": {"platform": platform.platform(), "processor": platform.processor(), "cpus": os.cpu_count(),
-                    "opencv_threads": cv2.getNumThreads(), "numpy": np.__version__, "opencv": cv2.__version__},
+        **_common.provenance(),
+        "libraries": {"opencv_threads": cv2.getNumThreads(), "numpy": np.__version__, "opencv": cv2.__version__},
         "hamming_kernel": matching.HAMMING_KERNEL,
         "repeats": repeats,
         "note": "hamming is zippy_tf.keypoints.match_hamming (kernel above, 1 thread); l2_float32_blas is match_l2 "
@@ -96,16 +97,14 @@ def run(sizes, repeats, seed=0):
     }
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 4000])
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--output", default=RESULTS)
-    args = parser.parse_args()
-    result = run(args.sizes, args.repeats)
-    write_json(args.output, result)
-    print(json.dumps(result, indent=2))
+def main(argv):
+    del argv
+    try:
+        sizes = [int(n) for n in FLAGS.sizes]
+    except ValueError:
+        raise UserError(f"--sizes takes whole numbers separated by commas, not {','.join(FLAGS.sizes)!r}") from None
+    _common.write_report(FLAGS.output, run(sizes, FLAGS.repeats))
 
 
 if __name__ == "__main__":
-    main()
+    _common.run(main)

@@ -14,9 +14,8 @@ see BUILD.md, do not). HPatches scores on the project's standard test sets (see 
 """
 
 import os
-import sys
 
-from absl import app, flags
+from absl import flags
 
 import zippy_tf  # noqa: F401  (selects Keras 2 before TensorFlow is imported)
 import numpy as np
@@ -25,11 +24,12 @@ from zippy_tf.data.hpatches import STANDARD_TEST_SETS, standard_test_set
 from zippy_tf.errors import UserError
 from zippy_tf.export import FlatbufferRunner, convert
 from zippy_tf.export.latency import time_interleaved
-from zippy_tf.io import atomic_write, check_output_path, write_json
 from zippy_tf.keypoints.evaluate import NetworkDetector, evaluate_hpatches
 from zippy_tf.keypoints.model import as_blocks, kp2d_baseline, load_weights, zippypoint
 from zippy_tf.quantization.cost import analytic_cost
 from zippy_tf.runtime import progress
+
+import _common
 
 FLAGS = flags.FLAGS
 flags.DEFINE_multi_string("entry", [], "LABEL=CONFIG[,weights=PATH]; CONFIG: zippypoint, int8 or a JSON file")
@@ -37,7 +37,7 @@ flags.DEFINE_list("sets", list(STANDARD_TEST_SETS), "HPatches-layout test sets")
 flags.DEFINE_string("data_dir", os.path.join("out", "hpatches_sets"), "where the test sets are (written if absent)")
 flags.DEFINE_integer("runs", 20, "timed runs per flatbuffer (interleaved)")
 flags.DEFINE_integer("threads", 1, "interpreter threads")
-flags.DEFINE_string("output", "benchmarks/results/search_comparison.json", "JSON result (the table goes to .md)")
+flags.DEFINE_string("output", _common.default_output(__file__), "JSON result (the table goes to .md)")
 
 HEIGHT, WIDTH = 240, 320
 METRICS = ("repeatability", "localization_error", "correctness_3", "matching_score")
@@ -59,39 +59,34 @@ def parse_entry(text):
 
 def main(argv):
     del argv
-    try:
-        check_output_path(FLAGS.output)
-        entries = [parse_entry(e) for e in FLAGS.entry]
-        if not entries:
-            raise UserError("pass at least one --entry LABEL=CONFIG[,weights=PATH]")
-        rows, runners = {}, {"kp2d fp32 (baseline)": FlatbufferRunner(
-            convert(kp2d_baseline(input_shape=(HEIGHT, WIDTH, 3)), "fp32"), FLAGS.threads)}
-        for label, blocks, weights in entries:
-            progress(f"{label}: cost and export")
-            network = load_weights(zippypoint(config=blocks, input_shape=(HEIGHT, WIDTH, 3)), weights)
-            cost = analytic_cost(network, "lce")
-            rows[label] = {"weights": weights, "params": int(network.count_params()),
-                           "bop_cost_g": round(cost["bop_cost"] / 1e9, 3),
-                           "precisions": {b.name: b.choice for b in blocks if b.role != "head"}}
-            runners[label] = FlatbufferRunner(convert(network, "lce"), FLAGS.threads)
-            for set_name in FLAGS.sets:
-                root = standard_test_set(set_name, FLAGS.data_dir, progress)
-                progress(f"{label}: {set_name}")
-                scores = evaluate_hpatches(NetworkDetector(network, binary=True, name=label), root,
-                                           resolution=(WIDTH, HEIGHT))
-                rows[label][set_name] = {m: scores[m] for m in (*METRICS, "correctness_1", "correctness_5",
-                                                                "num_pairs")}
-        progress(f"timing {len(runners)} flatbuffers interleaved, {FLAGS.runs} runs")
-        times = {n: float(np.median(t)) for n, t in time_interleaved(runners, runs=FLAGS.runs).items()}
-    except UserError as e:
-        sys.exit(f"search_comparison: error: {e}")
+    entries = [parse_entry(e) for e in FLAGS.entry]
+    if not entries:
+        raise UserError("pass at least one --entry LABEL=CONFIG[,weights=PATH]")
+    rows, runners = {}, {"kp2d fp32 (baseline)": FlatbufferRunner(
+        convert(kp2d_baseline(input_shape=(HEIGHT, WIDTH, 3)), "fp32"), FLAGS.threads)}
+    for label, blocks, weights in entries:
+        progress(f"{label}: cost and export")
+        network = load_weights(zippypoint(config=blocks, input_shape=(HEIGHT, WIDTH, 3)), weights)
+        cost = analytic_cost(network, "lce")
+        rows[label] = {"weights": weights, "params": int(network.count_params()),
+                       "bop_cost_g": round(cost["bop_cost"] / 1e9, 3),
+                       "precisions": {b.name: b.choice for b in blocks if b.role != "head"}}
+        runners[label] = FlatbufferRunner(convert(network, "lce"), FLAGS.threads)
+        for set_name in FLAGS.sets:
+            root = standard_test_set(set_name, FLAGS.data_dir, progress)
+            progress(f"{label}: {set_name}")
+            scores = evaluate_hpatches(NetworkDetector(network, binary=True, name=label), root,
+                                       resolution=(WIDTH, HEIGHT))
+            rows[label][set_name] = {m: scores[m] for m in (*METRICS, "correctness_1", "correctness_5",
+                                                            "num_pairs")}
+    progress(f"timing {len(runners)} flatbuffers interleaved, {FLAGS.runs} runs")
+    times = {n: float(np.median(t)) for n, t in time_interleaved(runners, runs=FLAGS.runs).items()}
     baseline = times.pop("kp2d fp32 (baseline)")
     for label, ms in times.items():
         rows[label].update(lce_interpreter_ms=round(ms, 2), speedup_vs_kp2d_fp32=round(baseline / ms, 3))
-    result = {"resolution": f"{WIDTH}x{HEIGHT}", "threads": FLAGS.threads, "runs": FLAGS.runs,
+    result = {**_common.provenance(), "resolution": f"{WIDTH}x{HEIGHT}", "threads": FLAGS.threads, "runs": FLAGS.runs,
               "baseline_kp2d_fp32_ms": round(baseline, 2), "rows": rows,
               "note": "LCE interpreter on x86: binary kernels are reference code (slow by design); ARM: BUILD.md"}
-    write_json(FLAGS.output, result)
     header = ["config", "params", "BOP cost (G)", "LCE x86 ms (×KP2D fp32)"]
     header += [f"{s} {m}" for s in FLAGS.sets for m in METRICS]
     lines = ["| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
@@ -100,10 +95,8 @@ def main(argv):
                  f"{row['lce_interpreter_ms']:.1f} ({row['speedup_vs_kp2d_fp32']:.2f}×)"]
         cells += [f"{row[s][m]:.3f}" for s in FLAGS.sets for m in METRICS]
         lines.append("| " + " | ".join(cells) + " |")
-    table = "\n".join(lines)
-    atomic_write(os.path.splitext(FLAGS.output)[0] + ".md", table + "\n")
-    print(table)
+    _common.write_report(FLAGS.output, result, markdown="\n".join(lines))
 
 
 if __name__ == "__main__":
-    app.run(main)
+    _common.run(main)

@@ -19,26 +19,25 @@ The test split is rendered with seed 1000 (``--seed``); train on other seeds so 
         [--output benchmarks/results/tracking_fps.json] [--plot benchmarks/results/tracking_fps.png]
 """
 
-import json
-import os
 import platform
-import sys
 import tempfile
 
 from absl import app, flags
 
-import zippy_tf
+import zippy_tf  # noqa: F401  (selects Keras 2 before TensorFlow is imported)
 from zippy_tf.errors import UserError
-from zippy_tf.io import check_output_path, save_figure, write_json
+from zippy_tf.io import save_figure
 from zippy_tf.runtime import progress, set_threads
 from zippy_tf.tracking.datasets import load_sequences
 from zippy_tf.tracking.evaluate import (
     NEURAL_TRACKERS, TRACKERS, build_network, evaluate, tracker_factory,
 )
 from zippy_tf.tracking.export import TRACKER_FORMATS, exported_network
-from zippy_tf.tracking.generate import write_otb_sequences
+from zippy_tf.tracking.hyperparameters import shipped_hyperparameters
 from zippy_tf.tracking.tracker import Tracker
-from zippy_tf.tracking.tuning import DEFAULTS, shipped_hyperparameters
+from zippy_tf.tracking.tuning import DEFAULTS
+
+import _common
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("trackers", list(TRACKERS), "trackers to run")
@@ -50,14 +49,8 @@ flags.DEFINE_integer("seed", 1000, "seed of the generated test split (disjoint f
 flags.DEFINE_integer("num_sequences", 10, "generated test sequences")
 flags.DEFINE_integer("num_frames", 60, "frames per generated sequence")
 flags.DEFINE_integer("threads", 1, "CPU threads for every tracker")
-flags.DEFINE_string("output", "benchmarks/results/tracking_fps.json", "JSON result")
-flags.DEFINE_string("plot", "benchmarks/results/tracking_fps.png", "FPS-vs-AUC plot")
-
-
-def tf_version():
-    from zippy_tf._compat import tf
-
-    return tf.__version__
+flags.DEFINE_string("output", _common.default_output(__file__), "JSON result")
+flags.DEFINE_string("plot", _common.default_output(__file__, ".png"), "FPS-vs-AUC plot")
 
 
 def load_network(name):
@@ -90,10 +83,7 @@ def runs(name):
 
 
 def plot(results, path):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = _common.pyplot()
     import matplotlib.ticker
 
     figure, axes = plt.subplots(figsize=(6, 4))
@@ -133,15 +123,9 @@ def main(argv):
         raise app.UsageError(f"unknown trackers {sorted(unknown)}; choose from {', '.join(TRACKERS)}")
     if not FLAGS.precisions or set(FLAGS.precisions) - set(TRACKER_FORMATS):
         raise app.UsageError(f"--precisions takes {', '.join(TRACKER_FORMATS)}, not {FLAGS.precisions}")
-    check_output_path(FLAGS.output)
-    check_output_path(FLAGS.plot)
     set_threads(FLAGS.threads)
-    with tempfile.TemporaryDirectory() as tmp:
-        if FLAGS.data:
-            data = FLAGS.data
-        else:
-            data = tmp
-            write_otb_sequences(tmp, FLAGS.num_sequences, FLAGS.num_frames, FLAGS.seed)
+    with tempfile.TemporaryDirectory() as tmp, \
+            _common.otb_sequences(FLAGS.data, FLAGS.num_sequences, FLAGS.num_frames, FLAGS.seed) as data:
         sequences = load_sequences(data, "otb")
         results = {}
         for name in FLAGS.trackers:
@@ -172,15 +156,14 @@ def main(argv):
                     results[row]["tracker_hyperparameters"] = hyperparameters
                 progress(f"{row}: {results[row]}")
     report = {
-        "command": " ".join(["python", *sys.argv]),
-        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} logical CPUs (shared)",
+        **_common.provenance(),
         "threads": FLAGS.threads,
         "data": FLAGS.data or {"generated_seed": FLAGS.seed, "num_sequences": FLAGS.num_sequences,
                                "num_frames": FLAGS.num_frames},
         "timing": "per update() call incl. crop, network and decoding; frames read outside the timer",
         "runtimes": {
-            "tflite": "exported template + search flatbuffers on tf.lite.Interpreter (default builtin op resolver, "
-                      f"TF {tf_version()}), {FLAGS.threads} thread(s); precision fp32 = float32 kernels, int8 = "
+            "tflite": "exported template + search flatbuffers on tf.lite.Interpreter (default builtin op resolver), "
+                      f"{FLAGS.threads} thread(s); precision fp32 = float32 kernels, int8 = "
                       "integer kernels except zippy_tf.tracking.export.INT8_FLOAT_OPS (depthwise, LayerNorm), float32 "
                       "inputs/outputs, post-training calibrated on photo crops",
             "keras": "Keras model call, float32",
@@ -188,12 +171,10 @@ def main(argv):
         },
         "trackers": results,
         "targets": targets(results),
-        "zippy_tf": zippy_tf.__version__,
     }
-    write_json(FLAGS.output, report)
     plot(results, FLAGS.plot)
-    print(json.dumps(report, sort_keys=True))
+    _common.write_report(FLAGS.output, report)
 
 
 if __name__ == "__main__":
-    app.run(main)
+    _common.run(main)

@@ -8,31 +8,28 @@ for comparison within one run, not absolute.
     python benchmarks/training_throughput.py [--batch_size 8] [--resolution 320x240] [--steps 20]
 """
 
-import os
-import platform
-import sys
 import time
 
 import cv2
 import numpy as np
-from absl import app, flags
+from absl import flags
 
-import zippy_tf
+import zippy_tf  # noqa: F401  (selects Keras 2 before TensorFlow is imported)
 from zippy_tf._compat import keras, tf
 from zippy_tf.data.image_folder import make_pair
 from zippy_tf.data.photos import PHOTOS, load_photo
-from zippy_tf.io import write_json
 from zippy_tf.keypoints.training import KeypointTrainer
 from zippy_tf.presets import build_model
-from zippy_tf.runtime import parse_resolution
+from zippy_tf.runtime import parse_resolution, progress
+
+import _common
 
 FLAGS = flags.FLAGS
 flags.DEFINE_integer("batch_size", 8, "pairs per step")
 flags.DEFINE_string("resolution", "320x240", "training WIDTHxHEIGHT")
 flags.DEFINE_integer("steps", 20, "timed steps per model")
 flags.DEFINE_integer("warmup", 2, "untimed steps per model (the first one traces the graph)")
-flags.DEFINE_string("output", os.path.join(os.path.dirname(__file__), "results", "training_throughput.json"),
-                    "JSON result file")
+flags.DEFINE_string("output", _common.default_output(__file__), "JSON result")
 
 MODELS = ("zippypoint", "kp2d")
 
@@ -61,26 +58,23 @@ def measure(name, dataset, height, width):
 
 
 def main(argv):
+    del argv
     height, width = parse_resolution(FLAGS.resolution)
     dataset = tf.data.Dataset.from_tensors(pair_batch(FLAGS.batch_size, height, width)).repeat()
     results = {}
     for name in MODELS:
         results[name] = measure(name, dataset, height, width)
-        print(name, results[name], flush=True)
-    write_json(FLAGS.output, {
+        progress(f"{name}: {results[name]}")
+    _common.write_report(FLAGS.output, {
+        **_common.provenance(),
         "models": results,
         "batch_size": FLAGS.batch_size,
         "resolution": FLAGS.resolution,
         "steps": FLAGS.steps,
         "warmup": FLAGS.warmup,
-        "cpu": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "tensorflow": tf.__version__,
-        "zippy_tf": zippy_tf.__version__,
-        "command": " ".join(["python", "benchmarks/training_throughput.py", *sys.argv[1:]]),
         "note": "one process, models measured one after the other on a CPU shared with other jobs",
     })
 
 
 if __name__ == "__main__":
-    app.run(main)
+    _common.run(main)

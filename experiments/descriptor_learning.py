@@ -11,23 +11,32 @@ thesis removes (§5.4.2) is what lets KP2D's descriptors learn within a few hund
 DIR: a training image folder, e.g. one written by ``zippy_tf.data.image_folder.write_training_folder``.
 """
 
-import argparse
-import json
 import os
+import sys
 import tempfile
 import time
 
-import zippy_tf  # noqa: F401  (sets up Keras 2 before TensorFlow is imported)
+from absl import flags
 
+import zippy_tf  # noqa: F401  (sets up Keras 2 before TensorFlow is imported)
 from zippy_tf._compat import keras
 from zippy_tf.data.image_folder import pair_dataset
-from zippy_tf.io import write_json
 from zippy_tf.keypoints.configs import KP2D
 from zippy_tf.keypoints.model import keypoint_network
 from zippy_tf.keypoints.training import KeypointTrainer, fit_keypoints
 from zippy_tf.presets import build_model
+from zippy_tf.runtime import progress
 
-RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "descriptor_learning.json")
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "benchmarks"))
+import _common  # noqa: E402  (benchmarks/_common.py: what the benchmark and experiment scripts share)
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("data", None, "training image folder (e.g. the bundled data/train)")
+flags.DEFINE_integer("epochs", 3, "training epochs per row")
+flags.DEFINE_integer("steps_per_epoch", 40, "steps per epoch")
+flags.DEFINE_string("output", _common.default_output(__file__), "JSON result")
+flags.mark_flag_as_required("data")
+
 HEIGHT, WIDTH = 120, 160
 
 
@@ -45,7 +54,7 @@ ROWS = (("kp2d", "kp2d", False), ("kp2d_no_skip", "kp2d_no_skip", False),
 def run(data, epochs, steps_per_epoch, batch_size=8, learning_rate=1e-3, seed=0):
     rows = {}
     for label, name, binary in ROWS:
-        print(f"training {label}", flush=True)
+        progress(f"training {label}")
         keras.utils.set_random_seed(seed)
         dataset = pair_dataset(data, height=HEIGHT, width=WIDTH, batch_size=batch_size, seed=seed).repeat()
         trainer = KeypointTrainer(network(name), binary_descriptors=binary, with_io=True)
@@ -58,24 +67,18 @@ def run(data, epochs, steps_per_epoch, batch_size=8, learning_rate=1e-3, seed=0)
                        "location_loss": [round(v, 3) for v in history["location_loss"]],
                        "seconds": round(time.perf_counter() - start, 1)}
     return {
+        **_common.provenance(),
         "benchmark": f"training descriptor recall per epoch, {epochs} x {steps_per_epoch} steps, batch {batch_size}, "
                      f"{WIDTH}x{HEIGHT}, Adam {learning_rate}, seed {seed}",
-        "data": os.path.abspath(data),
+        "data": data,
         "results": rows,
     }
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", required=True)
-    parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--steps_per_epoch", type=int, default=40)
-    parser.add_argument("--output", default=RESULTS)
-    args = parser.parse_args()
-    result = run(args.data, args.epochs, args.steps_per_epoch)
-    write_json(args.output, result)
-    print(json.dumps(result, indent=2))
+def main(argv):
+    del argv
+    _common.write_report(FLAGS.output, run(FLAGS.data, FLAGS.epochs, FLAGS.steps_per_epoch))
 
 
 if __name__ == "__main__":
-    main()
+    _common.run(main)

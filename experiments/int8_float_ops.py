@@ -9,21 +9,26 @@ TFLite's own, which can be slower than float (7×7 depthwise, LayerNorm's MEAN /
         [--output experiments/results/int8_float_ops.json]
 """
 
-import argparse
-import json
 import os
-import platform
+import sys
+
+from absl import flags
 
 import zippy_tf  # noqa: F401  (sets up Keras 2 before TensorFlow is imported)
-
 from zippy_tf._compat import tf
 from zippy_tf.export import FlatbufferRunner, convert_int8, op_census, tflite_converter
 from zippy_tf.export.latency import time_interleaved
-from zippy_tf.io import write_json
 from zippy_tf.presets import build_model
 from zippy_tf.tracking.export import INT8_FLOAT_OPS, calibration_data
 
-RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "int8_float_ops.json")
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "benchmarks"))
+import _common  # noqa: E402  (benchmarks/_common.py: what the benchmark and experiment scripts share)
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("model", "ettrack", "tracker preset whose search branch is exported")
+flags.DEFINE_integer("runs", 20, "timed runs per variant (interleaved; the best is reported)", lower_bound=1)
+flags.DEFINE_string("output", _common.default_output(__file__), "JSON result")
+
 LAYER_NORM = ("MEAN", "SQUARED_DIFFERENCE", "RSQRT")
 VARIANTS = {
     "int8_all": (),
@@ -56,22 +61,16 @@ def run(model_name, runs, calibration_count=4):
     return {
         "benchmark": f"{model_name} search branch, int8 variants vs fp32, TFLite + XNNPACK, 1 thread, best of "
                      f"{runs} interleaved runs",
-        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "tensorflow": tf.__version__},
+        **_common.provenance(),
         "chosen": list(INT8_FLOAT_OPS),
         "results": rows,
     }
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="ettrack")
-    parser.add_argument("--runs", type=int, default=20)
-    parser.add_argument("--output", default=RESULTS)
-    args = parser.parse_args()
-    result = run(args.model, args.runs)
-    write_json(args.output, result)
-    print(json.dumps(result, indent=2))
+def main(argv):
+    del argv
+    _common.write_report(FLAGS.output, run(FLAGS.model, FLAGS.runs))
 
 
 if __name__ == "__main__":
-    main()
+    _common.run(main)

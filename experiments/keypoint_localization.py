@@ -1,7 +1,7 @@
 """Where keypoint detectors lose viewpoint pairs: localisation or description?
 
-On the generated HPatches-layout test set (``benchmarks/hpatches_table.py``'s ``generated``), split into viewpoint (v_*) and
-illumination (i_*) pairs, for each detector:
+On the generated HPatches-layout test set (``benchmarks/hpatches_table.py``'s ``generated``), split into viewpoint
+(v_*) and illumination (i_*) pairs, for each detector:
 
 - repeatability at 1…10 px (the protocol's metric uses 3 px): a detector that finds the right places but puts them
   off by a few pixels rises late in this sweep;
@@ -24,24 +24,24 @@ import os
 import sys
 
 import numpy as np
-from absl import app, flags
+from absl import flags
 
 import zippy_tf  # noqa: F401  (selects Keras 2 before TensorFlow is imported)
 from zippy_tf.data.hpatches import list_sequences, load_sequence, standard_test_set
-from zippy_tf.errors import UserError
-from zippy_tf.io import check_output_path, save_figure, write_json
+from zippy_tf.io import save_figure
 from zippy_tf.keypoints.evaluate import make_detector, parse_detector_entry
 from zippy_tf.keypoints.metrics import MMA_THRESHOLDS, TOP_K, mean_matching_accuracy, repeatability, top_k
 from zippy_tf.keypoints.model import CELL
 from zippy_tf.keypoints.teacher import cell_teacher
 from zippy_tf.runtime import hpatches_resolution, progress
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "benchmarks"))
+import _common  # noqa: E402  (benchmarks/_common.py: what the benchmark and experiment scripts share)
+
 FLAGS = flags.FLAGS
-flags.DEFINE_multi_string("entry", ["zippypoint=zippypoint", "kp2d=kp2d", "orb=orb", "sift=sift"],
-                          "LABEL=MODEL[,weights=PATH][,config=PATH], as in benchmarks/hpatches_table.py")
-flags.DEFINE_string("data_dir", os.path.join("out", "hpatches_sets"), "where the test sets are (written if absent)")
-flags.DEFINE_string("resolution", "320x240", "WIDTHxHEIGHT of the protocol")
-flags.DEFINE_string("output", "experiments/results/keypoint_localization.json", "JSON result (the plot goes to .png)")
+_common.define_hpatches_flags(["zippypoint=zippypoint", "kp2d=kp2d", "orb=orb", "sift=sift"],
+                              "LABEL=MODEL[,weights=PATH][,config=PATH], as in benchmarks/hpatches_table.py")
+flags.DEFINE_string("output", _common.default_output(__file__), "JSON result (the plot goes to .png)")
 
 KINDS = {"v_": "viewpoint", "i_": "illumination"}
 
@@ -88,11 +88,7 @@ def corner_distance(image, keypoints):
 
 
 def plot(results, path):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _common.pyplot()
     figure, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
     for ax, kind in zip(axes, KINDS.values()):
         for index, (label, r) in enumerate(results["detectors"].items()):
@@ -109,27 +105,25 @@ def plot(results, path):
 
 def main(argv):
     del argv
-    try:
-        check_output_path(FLAGS.output)
-        width, height = hpatches_resolution(FLAGS.resolution)
-        root = standard_test_set("generated", FLAGS.data_dir, progress)
-        results = {"resolution": FLAGS.resolution, "top_k": TOP_K, "thresholds": list(MMA_THRESHOLDS),
-                   "num_sequences": len(list_sequences(root)), "detectors": {}}
-        for label, model, kwargs in map(parse_detector_entry, FLAGS.entry):
-            progress(f"{label}: {model}")
-            detector = make_detector(model, resolution=(width, height), **kwargs)
-            results["detectors"][label] = {"model": model, **kwargs, **sweep(detector, root, (width, height))}
-    except UserError as e:
-        sys.exit(f"keypoint_localization: error: {e}")
-    write_json(FLAGS.output, results)
+    width, height = hpatches_resolution(FLAGS.resolution)
+    root = standard_test_set("generated", FLAGS.data_dir, progress)
+    results = {**_common.provenance(), "resolution": FLAGS.resolution, "top_k": TOP_K,
+               "thresholds": list(MMA_THRESHOLDS), "num_sequences": len(list_sequences(root)), "detectors": {}}
+    for label, model, kwargs in map(parse_detector_entry, FLAGS.entry):
+        progress(f"{label}: {model}")
+        detector = make_detector(model, resolution=(width, height), **kwargs)
+        results["detectors"][label] = {"model": model, **kwargs, **sweep(detector, root, (width, height))}
     plot(results, os.path.splitext(FLAGS.output)[0] + ".png")
+    summary = []
     for label, r in results["detectors"].items():
         v, i = r["viewpoint"], r["illumination"]
-        print(f"{label:>12}: viewpoint rep@3 {v['repeatability'][2]:.3f} @8 {v['repeatability'][7]:.3f}, "
-              f"MMA@3 {v['mma'][2]:.3f} @8 {v['mma'][7]:.3f} | illumination rep@3 {i['repeatability'][2]:.3f}, "
-              f"MMA@3 {i['mma'][2]:.3f} | near cell centre {r['near_cell_centre']:.3f} | to the cell's corner "
-              f"{r['corner_distance']['keypoint']:.2f} px (its centre {r['corner_distance']['cell_centre']:.2f})")
+        summary.append(f"{label:>12}: viewpoint rep@3 {v['repeatability'][2]:.3f} @8 {v['repeatability'][7]:.3f}, "
+                       f"MMA@3 {v['mma'][2]:.3f} @8 {v['mma'][7]:.3f} | illumination rep@3 "
+                       f"{i['repeatability'][2]:.3f}, MMA@3 {i['mma'][2]:.3f} | near cell centre "
+                       f"{r['near_cell_centre']:.3f} | to the cell's corner {r['corner_distance']['keypoint']:.2f} px "
+                       f"(its centre {r['corner_distance']['cell_centre']:.2f})")
+    _common.write_report(FLAGS.output, results, printed="\n".join(summary))
 
 
 if __name__ == "__main__":
-    app.run(main)
+    _common.run(main)

@@ -18,12 +18,11 @@ import os
 import sys
 
 import numpy as np
-from absl import app, flags
+from absl import flags
 
 import zippy_tf  # noqa: F401  (selects Keras 2 before TensorFlow is imported)
 from zippy_tf.data.hpatches import standard_test_set
 from zippy_tf.errors import UserError
-from zippy_tf.io import check_output_path, write_json
 from zippy_tf.keypoints.evaluate import (
     NetworkDetector, OpenCVDetector, evaluate_hpatches, make_detector, parse_detector_entry,
 )
@@ -32,12 +31,14 @@ from zippy_tf.keypoints.postprocess import pad_image
 from zippy_tf.keypoints.teacher import cell_teacher
 from zippy_tf.runtime import hpatches_resolution, progress
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "benchmarks"))
+import _common  # noqa: E402  (benchmarks/_common.py: what the benchmark and experiment scripts share)
+
 FLAGS = flags.FLAGS
-flags.DEFINE_multi_string("entry", ["zippypoint=zippypoint", "kp2d=kp2d"],
-                          "LABEL=MODEL[,weights=PATH][,config=PATH] of a network, as in benchmarks/hpatches_table.py")
-flags.DEFINE_string("data_dir", os.path.join("out", "hpatches_sets"), "where the test sets are (written if absent)")
-flags.DEFINE_string("resolution", "320x240", "WIDTHxHEIGHT of the protocol")
-flags.DEFINE_string("output", "experiments/results/keypoint_swap.json", "JSON result")
+_common.define_hpatches_flags(["zippypoint=zippypoint", "kp2d=kp2d"],
+                              "LABEL=MODEL[,weights=PATH][,config=PATH] of a network, as in "
+                              "benchmarks/hpatches_table.py")
+flags.DEFINE_string("output", _common.default_output(__file__), "JSON result")
 
 METRICS = ("repeatability", "localization_error", "correctness_3", "matching_score")
 
@@ -81,36 +82,28 @@ def summary(result):
 
 def main(argv):
     del argv
-    try:
-        check_output_path(FLAGS.output)
-        resolution, orb = hpatches_resolution(FLAGS.resolution), OpenCVDetector("orb")
-        root = standard_test_set("generated", FLAGS.data_dir, progress)
-        results = {"resolution": FLAGS.resolution, "top_k": TOP_K, "test_set": "generated",
-                   "baseline": {"orb": summary(evaluate_hpatches(orb, root, resolution=resolution))},
-                   "networks": {}}
-        for label, model, kwargs in map(parse_detector_entry, FLAGS.entry):
-            detector = make_detector(model, resolution=resolution, **kwargs)
-            if not isinstance(detector, NetworkDetector):
-                raise UserError(f"--entry {label}={model}: keypoint swapping needs a network, not an OpenCV detector")
-            rows = {"model": model, **kwargs}
-            variants = {"own": detector, "orb_keypoints": SwappedKeypoints(detector, orb_keypoints(orb), False),
-                        "corner_cells": SwappedKeypoints(detector, corner_cells, True)}
-            for name, variant in variants.items():
-                progress(f"{label}: {name}")
-                rows[name] = summary(evaluate_hpatches(variant, root, resolution=resolution))
-            results["networks"][label] = rows
-    except UserError as e:
-        sys.exit(f"keypoint_swap: error: {e}")
-    write_json(FLAGS.output, results)
-    base = results["baseline"]["orb"]
-    print(f"{'orb':>32}: c@3 {base['correctness_3']:.3f} MS {base['matching_score']:.3f} "
-          f"(viewpoint c@3 {base['viewpoint']['correctness_3']:.3f})")
-    for label, rows in results["networks"].items():
-        for name in ("own", "orb_keypoints", "corner_cells"):
-            r = rows[name]
-            print(f"{label + ' ' + name:>32}: c@3 {r['correctness_3']:.3f} MS {r['matching_score']:.3f} "
-                  f"(viewpoint c@3 {r['viewpoint']['correctness_3']:.3f})")
+    resolution, orb = hpatches_resolution(FLAGS.resolution), OpenCVDetector("orb")
+    root = standard_test_set("generated", FLAGS.data_dir, progress)
+    results = {**_common.provenance(), "resolution": FLAGS.resolution, "top_k": TOP_K, "test_set": "generated",
+               "baseline": {"orb": summary(evaluate_hpatches(orb, root, resolution=resolution))}, "networks": {}}
+    for label, model, kwargs in map(parse_detector_entry, FLAGS.entry):
+        detector = make_detector(model, resolution=resolution, **kwargs)
+        if not isinstance(detector, NetworkDetector):
+            raise UserError(f"--entry {label}={model}: keypoint swapping needs a network, not an OpenCV detector")
+        rows = {"model": model, **kwargs}
+        variants = {"own": detector, "orb_keypoints": SwappedKeypoints(detector, orb_keypoints(orb), False),
+                    "corner_cells": SwappedKeypoints(detector, corner_cells, True)}
+        for name, variant in variants.items():
+            progress(f"{label}: {name}")
+            rows[name] = summary(evaluate_hpatches(variant, root, resolution=resolution))
+        results["networks"][label] = rows
+    lines = [("orb", results["baseline"]["orb"])]
+    lines += [(f"{label} {name}", rows[name]) for label, rows in results["networks"].items()
+              for name in ("own", "orb_keypoints", "corner_cells")]
+    _common.write_report(FLAGS.output, results, printed="\n".join(
+        f"{label:>32}: c@3 {r['correctness_3']:.3f} MS {r['matching_score']:.3f} "
+        f"(viewpoint c@3 {r['viewpoint']['correctness_3']:.3f})" for label, r in lines))
 
 
 if __name__ == "__main__":
-    app.run(main)
+    _common.run(main)

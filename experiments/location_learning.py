@@ -15,20 +15,23 @@ generalises within the budget. About 2.5 px is what keypoints at their cells' ce
         [--output experiments/results/location_learning.json]
 """
 
+import os
 import sys
 import time
 
 import numpy as np
-from absl import app, flags
+from absl import flags
 
 import zippy_tf  # noqa: F401  (selects Keras 2 before TensorFlow is imported)
 from zippy_tf._compat import keras, tf
 from zippy_tf.data.image_folder import pair_dataset
 from zippy_tf.errors import UserError
-from zippy_tf.io import check_output_path, write_json
 from zippy_tf.keypoints.losses import PairGeometry, location_loss
 from zippy_tf.presets import build_model
-from zippy_tf.runtime import parse_resolution
+from zippy_tf.runtime import parse_resolution, progress
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "benchmarks"))
+import _common  # noqa: E402  (benchmarks/_common.py: what the benchmark and experiment scripts share)
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("data", None, "training image folder (e.g. the bundled data/train)")
@@ -37,7 +40,7 @@ flags.DEFINE_integer("steps", 150, "Adam steps per setting")
 flags.DEFINE_integer("log_every", 10, "steps per logged mean loss")
 flags.DEFINE_float("learning_rate", 1e-3, "Adam learning rate (the training default)")
 flags.DEFINE_string("resolution", "160x120", "WIDTHxHEIGHT of the pairs (the shipped weights' training size)")
-flags.DEFINE_string("output", "experiments/results/location_learning.json", "JSON result")
+flags.DEFINE_string("output", _common.default_output(__file__), "JSON result")
 
 SETTINGS = {"shipped_fresh_batches": (True, True), "shipped_one_batch": (True, False),
             "random_fresh_batches": (False, True)}
@@ -64,30 +67,26 @@ def train_location(network, batches, steps, learning_rate, image_size, log_every
 
 def main(argv):
     del argv
-    try:
-        if FLAGS.data is None:
-            raise UserError("--data is required: a folder of training images")
-        check_output_path(FLAGS.output)
-        height, width = parse_resolution(FLAGS.resolution)
-        results = {"model": FLAGS.model, "data": FLAGS.data, "resolution": FLAGS.resolution, "steps": FLAGS.steps,
-                   "learning_rate": FLAGS.learning_rate, "log_every": FLAGS.log_every, "settings": {}}
-        for name, (shipped, fresh) in SETTINGS.items():
-            print(f"{name}", file=sys.stderr, flush=True)
-            keras.utils.set_random_seed(0)
-            stream = iter(pair_dataset(FLAGS.data, height=height, width=width, batch_size=8, seed=0).repeat())
-            if not fresh:
-                one = next(stream)
-                stream = iter(lambda: one, None)
-            network = build_model(FLAGS.model, input_shape=(height, width, 3), use_shipped_weights=shipped)
-            start = time.perf_counter()
-            curve = train_location(network, stream, FLAGS.steps, FLAGS.learning_rate, (height, width),
-                                   FLAGS.log_every)
-            results["settings"][name] = {"location_loss": curve, "seconds": round(time.perf_counter() - start, 1)}
-            print(f"{name:>24}: location loss {curve[0]:.3f} → {curve[-1]:.3f} px", flush=True)
-    except UserError as e:
-        sys.exit(f"location_learning: error: {e}")
-    write_json(FLAGS.output, results)
+    if FLAGS.data is None:
+        raise UserError("--data is required: a folder of training images")
+    height, width = parse_resolution(FLAGS.resolution)
+    results = {**_common.provenance(), "model": FLAGS.model, "data": FLAGS.data, "resolution": FLAGS.resolution,
+               "steps": FLAGS.steps, "learning_rate": FLAGS.learning_rate, "log_every": FLAGS.log_every,
+               "settings": {}}
+    for name, (shipped, fresh) in SETTINGS.items():
+        progress(name)
+        keras.utils.set_random_seed(0)
+        stream = iter(pair_dataset(FLAGS.data, height=height, width=width, batch_size=8, seed=0).repeat())
+        if not fresh:
+            one = next(stream)
+            stream = iter(lambda: one, None)
+        network = build_model(FLAGS.model, input_shape=(height, width, 3), use_shipped_weights=shipped)
+        start = time.perf_counter()
+        curve = train_location(network, stream, FLAGS.steps, FLAGS.learning_rate, (height, width), FLAGS.log_every)
+        results["settings"][name] = {"location_loss": curve, "seconds": round(time.perf_counter() - start, 1)}
+        progress(f"{name:>24}: location loss {curve[0]:.3f} → {curve[-1]:.3f} px")
+    _common.write_report(FLAGS.output, results)
 
 
 if __name__ == "__main__":
-    app.run(main)
+    _common.run(main)

@@ -9,17 +9,18 @@ the Shi-Tomasi response alone, and `cv2.cornerMinEigenVal`, which computes the s
 """
 
 import os
-import platform
 import sys
 
-from absl import app, flags
+from absl import flags
 
-import zippy_tf
+import zippy_tf  # noqa: F401  (selects Keras 2 before TensorFlow is imported)
 from zippy_tf.export import FlatbufferRunner, convert
 from zippy_tf.export.latency import time_interleaved
-from zippy_tf.io import check_output_path, write_json
 from zippy_tf.presets import build_model
-from zippy_tf.runtime import parse_resolution
+from zippy_tf.runtime import parse_resolution, progress, set_threads
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "benchmarks"))
+import _common  # noqa: E402  (benchmarks/_common.py: what the benchmark and experiment scripts share)
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("resolution", "320x240", "input WIDTHxHEIGHT")
@@ -27,7 +28,7 @@ flags.DEFINE_integer("keypoints", 300, "keypoints refined per image (the evaluat
 flags.DEFINE_integer("radius", 4, "refinement radius in pixels")
 flags.DEFINE_integer("runs", 50, "timed runs per entry")
 flags.DEFINE_integer("threads", 1, "TensorFlow, OpenCV and interpreter threads")
-flags.DEFINE_string("output", "experiments/results/refinement_cost.json", "JSON result")
+flags.DEFINE_string("output", _common.default_output(__file__), "JSON result")
 
 BASELINE = "zippypoint-int8 network (int8 TFLite)"
 
@@ -44,24 +45,20 @@ class Call:
 
 def main(argv):
     del argv
-    check_output_path(FLAGS.output)
     import cv2
     import numpy as np
 
-    from zippy_tf._compat import tf
     from zippy_tf.data.photos import calibration_images
     from zippy_tf.keypoints.corners import corner_response, refine_to_corners
 
-    tf.config.threading.set_intra_op_parallelism_threads(FLAGS.threads)
-    tf.config.threading.set_inter_op_parallelism_threads(FLAGS.threads)
-    cv2.setNumThreads(FLAGS.threads)
+    set_threads(FLAGS.threads)
     height, width = parse_resolution(FLAGS.resolution)
     image = calibration_images(height, width, 1).astype(np.float32)  # (1, H, W, 3) BGR in [0, 255]
     grey = cv2.cvtColor(image[0].astype(np.uint8), cv2.COLOR_BGR2GRAY).astype(np.float32)
     keypoints = np.random.default_rng(0).uniform([0, 0], [width - 1, height - 1], (1, FLAGS.keypoints, 2))
     keypoints = keypoints.astype(np.float32)
 
-    print("exporting the all-Int8 ZippyPoint (int8) ...", file=sys.stderr, flush=True)
+    progress("exporting the all-Int8 ZippyPoint (int8) ...")
     network = build_model("zippypoint-int8", input_shape=(height, width, 3), use_shipped_weights=False)
     runners = {
         BASELINE: FlatbufferRunner(convert(network, "int8"), FLAGS.threads),
@@ -75,16 +72,15 @@ def main(argv):
     rows = [{"entry": name, "median_ms": round(float(np.median(t)), 3),
              "fraction_of_network": round(float(np.median(t)) / base, 3)} for name, t in times.items()]
     report = {
-        "zippy_tf_version": zippy_tf.__version__,
-        "machine": {"processor": platform.processor() or platform.machine(), "cpu_count": os.cpu_count()},
+        **_common.provenance(),
         "resolution": FLAGS.resolution, "threads": FLAGS.threads, "runs": FLAGS.runs,
         "baseline": {"entry": BASELINE, "median_ms": round(base, 3)},
         "results": rows,
     }
-    write_json(FLAGS.output, report)
-    for row in rows:
-        print(f"{row['entry']:>48}: {row['median_ms']:7.2f} ms  ({row['fraction_of_network']:.2f}x the network)")
+    _common.write_report(FLAGS.output, report, printed="\n".join(
+        f"{row['entry']:>48}: {row['median_ms']:7.2f} ms  ({row['fraction_of_network']:.2f}x the network)"
+        for row in rows))
 
 
 if __name__ == "__main__":
-    app.run(main)
+    _common.run(main)

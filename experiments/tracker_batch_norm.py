@@ -14,35 +14,34 @@ sequences from seed 2; the benchmark test split of ``benchmarks/tracking_fps.py`
         [--output experiments/results/tracker_batch_norm.json]
 
 Committed: ``tracker_batch_norm.json`` (the 1,550-step E.T.Track weights, trained on batch statistics, from before
-the per-branch split) and ``tracker_batch_norm_finetuned.json`` (the shipped weights after fine-tuning with
+the per-branch split) and ``tracker_batch_norm_frozen_finetuned.json`` (those weights after fine-tuning with
 ``--batch_norm frozen``, for which ``as_loaded`` is the deployed model).
 """
 
+import contextlib
 import os
-import tempfile
+import sys
 import time
 
-from absl import app, flags
+from absl import flags
 
 import zippy_tf  # noqa: F401  (sets up Keras 2 before TensorFlow is imported)
-from zippy_tf.io import check_output_path, write_json
 from zippy_tf.runtime import progress, set_threads
 from zippy_tf.tracking.datasets import load_sequences
-from zippy_tf.tracking.evaluate import NEURAL_TRACKERS, build_network, evaluate
-from zippy_tf.tracking.generate import write_otb_sequences
+from zippy_tf.tracking.evaluate import build_network, evaluate
 from zippy_tf.tracking.pairs import pair_dataset
 from zippy_tf.tracking.tracker import Tracker
 from zippy_tf.tracking.training import TrackerTrainer, batch_norm_momentum, estimate_batch_norm_statistics
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "benchmarks"))
+import _common  # noqa: E402  (benchmarks/_common.py: what the benchmark and experiment scripts share)
+
 FLAGS = flags.FLAGS
-flags.DEFINE_enum("tracker", "ettrack", list(NEURAL_TRACKERS), "tracker preset")
-flags.DEFINE_string("weights", None, "tracker weights (default: the shipped ones)")
+_common.define_tracker_flags("tracker weights (default: the shipped ones)")
 flags.DEFINE_string("train_data", None, "OTB-layout training sequences (default: generated, seed 1, 40 × 60)")
-flags.DEFINE_string("data", None, "OTB-layout validation sequences (default: generated, seed 2, 10 × 60)")
 flags.DEFINE_integer("steps", 25, "training batches (of 8 pairs) to estimate the statistics from", lower_bound=1)
 flags.DEFINE_integer("loss_batches", 10, "validation batches (of 8 pairs) for the held-out losses", lower_bound=1)
-flags.DEFINE_integer("threads", 1, "CPU threads")
-flags.DEFINE_string("output", "experiments/results/tracker_batch_norm.json", "JSON result")
+flags.DEFINE_string("output", _common.default_output(__file__), "JSON result")
 
 BATCH = 8
 
@@ -65,14 +64,7 @@ def measure(trainer, sequences, batches):
             **held_out_losses(trainer, batches), "seconds": round(time.perf_counter() - start, 1)}
 
 
-def run(tmp):
-    train_root, data_root = FLAGS.train_data, FLAGS.data
-    if train_root is None:
-        train_root = os.path.join(tmp, "train")
-        write_otb_sequences(train_root, 40, 60, 1)
-    if data_root is None:
-        data_root = os.path.join(tmp, "validation")
-        write_otb_sequences(data_root, 10, 60, 2)
+def run(train_root, data_root):
     train, validation = load_sequences(train_root, "otb"), load_sequences(data_root, "otb")
     network = build_network(FLAGS.tracker, FLAGS.weights)
     trainer = TrackerTrainer(network)
@@ -85,6 +77,7 @@ def run(tmp):
                                             steps=FLAGS.steps)
     rows["precise_per_branch"] = measure(trainer, validation, batches)
     return {
+        **_common.provenance(),
         "benchmark": "tracker BatchNorm statistics: as loaded vs precise per-branch re-estimation",
         "tracker": FLAGS.tracker, "weights": FLAGS.weights or "shipped", "batch_norm_layers": layers,
         "estimation": {"batches": FLAGS.steps, "batch_size": BATCH, "data": FLAGS.train_data or "generated seed 1"},
@@ -97,13 +90,13 @@ def run(tmp):
 
 def main(argv):
     del argv
-    output = check_output_path(FLAGS.output)
     set_threads(FLAGS.threads)
-    with tempfile.TemporaryDirectory() as tmp:
-        result = run(tmp)
-    write_json(output, result)
-    print(result)
+    with contextlib.ExitStack() as stack:
+        train = stack.enter_context(_common.otb_sequences(FLAGS.train_data, 40, 60, 1))
+        validation = stack.enter_context(_common.otb_sequences(FLAGS.data, 10, 60, 2))
+        result = run(train, validation)
+    _common.write_report(FLAGS.output, result)
 
 
 if __name__ == "__main__":
-    app.run(main)
+    _common.run(main)

@@ -16,27 +16,27 @@ is losing its targets to drift rather than to confusion.
         [--output experiments/results/tracker_drift.json]
 """
 
+import os
 import sys
 
 import numpy as np
-from absl import app, flags
+from absl import flags
 
 import zippy_tf  # noqa: F401  (sets up Keras 2 before TensorFlow is imported)
-from zippy_tf.io import check_output_path, write_json
-from zippy_tf.runtime import set_threads
+from zippy_tf.runtime import progress, set_threads
 from zippy_tf.tracking.datasets import load_sequences
-from zippy_tf.tracking.evaluate import NEURAL_TRACKERS, build_network, track_sequence
+from zippy_tf.tracking.evaluate import build_network, track_sequence
 from zippy_tf.tracking.generate import VALIDATION_SPLIT, validation_sequences
+from zippy_tf.tracking.hyperparameters import shipped_hyperparameters
 from zippy_tf.tracking.metrics import center_error
 from zippy_tf.tracking.tracker import Tracker
-from zippy_tf.tracking.tuning import shipped_hyperparameters
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "benchmarks"))
+import _common  # noqa: E402  (benchmarks/_common.py: what the benchmark and experiment scripts share)
 
 FLAGS = flags.FLAGS
-flags.DEFINE_enum("tracker", "ettrack", list(NEURAL_TRACKERS), "tracker preset")
-flags.DEFINE_string("weights", None, "tracker weights (default: the shipped ones, with their tracker.json)")
-flags.DEFINE_string("data", None, "OTB-layout validation sequences (default: generated, seed 2, 10 × 60)")
-flags.DEFINE_integer("threads", 1, "CPU threads")
-flags.DEFINE_string("output", "experiments/results/tracker_drift.json", "JSON result")
+_common.define_tracker_flags("tracker weights (default: the shipped ones, with their tracker.json)")
+flags.DEFINE_string("output", _common.default_output(__file__), "JSON result")
 
 
 def free_running(network, sequence, settings):
@@ -78,7 +78,7 @@ def run(data):
         rows = {}
         for sequence in sequences:
             rows[sequence.name] = measure(sequence)
-            print(f"{mode} {sequence.name}: {rows[sequence.name]}", file=sys.stderr, flush=True)
+            progress(f"{mode} {sequence.name}: {rows[sequence.name]}")
         keys = list(next(iter(rows.values())))
         result[mode] = {"mean": {k: summary(rows, k) for k in keys}, "per_sequence": rows}
     return result, tuned
@@ -86,20 +86,18 @@ def run(data):
 
 def main(argv):
     del argv
-    check_output_path(FLAGS.output)
     set_threads(FLAGS.threads)
     with validation_sequences(FLAGS.data) as data:
         modes, tuned = run(data)
     report = {
         "benchmark": "tracker failure analysis: free-running (reference and tuned settings) vs oracle state",
-        "command": " ".join(["python", *sys.argv]),
+        **_common.provenance(),
         "tracker": FLAGS.tracker, "weights": FLAGS.weights or "shipped", "tuned_settings": tuned,
         "data": FLAGS.data or VALIDATION_SPLIT, "runtime": "keras fp32", "threads": FLAGS.threads,
         "baseline": "free_reference", "modes": modes,
     }
-    write_json(FLAGS.output, report)
-    print({mode: r["mean"] for mode, r in modes.items()})
+    _common.write_report(FLAGS.output, report, printed=str({mode: r["mean"] for mode, r in modes.items()}))
 
 
 if __name__ == "__main__":
-    app.run(main)
+    _common.run(main)

@@ -22,35 +22,35 @@ sequences: on 30, equal runs differ by up to 0.03 AUC; ``models/ettrack/card.md`
         [--runtime fp32] [--baselines csrt] [--data DIR] [--output experiments/results/tracker_failures.json]
 """
 
+import os
 import sys
-import tempfile
 
 import numpy as np
-from absl import app, flags
+from absl import flags
 
 import zippy_tf  # noqa: F401  (sets up Keras 2 before TensorFlow is imported)
 from zippy_tf.errors import UserError
-from zippy_tf.io import check_output_path, write_json
 from zippy_tf.runtime import progress, set_threads
 from zippy_tf.tracking.datasets import load_sequences
-from zippy_tf.tracking.evaluate import NEURAL_TRACKERS, OPENCV_TRACKERS, track_sequence, tracker_factory
-from zippy_tf.tracking.generate import write_otb_sequences
+from zippy_tf.tracking.evaluate import OPENCV_TRACKERS, track_sequence, tracker_factory
+from zippy_tf.tracking.hyperparameters import RUNTIMES, read_hyperparameters
 from zippy_tf.tracking.metrics import iou, sequence_curves, summarize
-from zippy_tf.tracking.tuning import RUNTIMES, read_hyperparameters
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "benchmarks"))
+import _common  # noqa: E402  (benchmarks/_common.py: what the benchmark and experiment scripts share)
 
 FLAGS = flags.FLAGS
-flags.DEFINE_enum("tracker", "ettrack", list(NEURAL_TRACKERS), "neural tracker preset")
-flags.DEFINE_multi_string("weights", None, "weights to compare (default: the shipped ones); repeat the flag")
+_common.define_tracker_flags("weights to compare (default: the shipped ones); repeat the flag", multiple_weights=True,
+                             data_help="OTB-layout sequences with distractors_rect.txt (default: generated, see "
+                                       "--seed)")
 flags.DEFINE_multi_string("hyperparameters", None, "tracker.json for each --weights, in the same order (default: "
                           "the shipped settings for the shipped weights, the reference's otherwise)")
 flags.DEFINE_enum("runtime", "fp32", list(RUNTIMES), "how the neural tracker runs")
 flags.DEFINE_list("baselines", ["csrt"], "OpenCV trackers run through the same loop")
-flags.DEFINE_string("data", None, "OTB-layout sequences with distractors_rect.txt (default: generated, see --seed)")
 flags.DEFINE_integer("seed", 4, "seed of the generated split")
 flags.DEFINE_integer("num_sequences", 100, "generated sequences")
 flags.DEFINE_integer("num_frames", 60, "frames per generated sequence")
-flags.DEFINE_integer("threads", 1, "CPU threads")
-flags.DEFINE_string("output", "experiments/results/tracker_failures.json", "JSON result")
+flags.DEFINE_string("output", _common.default_output(__file__), "JSON result")
 
 CLASSES = ("good", "box", "distractor", "elsewhere")
 
@@ -180,21 +180,12 @@ def run(data):
 def main(argv):
     del argv
     set_threads(FLAGS.threads)
-    try:
-        check_output_path(FLAGS.output)
-        if FLAGS.data is not None:
-            rows, split = run(FLAGS.data), FLAGS.data
-        else:
-            split = f"generated seed {FLAGS.seed}, {FLAGS.num_sequences} x {FLAGS.num_frames}"
-            with tempfile.TemporaryDirectory() as tmp:
-                progress(f"writing the {split} split")
-                write_otb_sequences(tmp, FLAGS.num_sequences, FLAGS.num_frames, FLAGS.seed)
-                rows = run(tmp)
-    except UserError as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
+    split = FLAGS.data or f"generated seed {FLAGS.seed}, {FLAGS.num_sequences} x {FLAGS.num_frames}"
+    progress(f"sequences: {split}")
+    with _common.otb_sequences(FLAGS.data, FLAGS.num_sequences, FLAGS.num_frames, FLAGS.seed) as data:
+        rows = run(data)
     result = {
-        "command": " ".join(["python", "experiments/tracker_failures.py", *sys.argv[1:]]),
+        **_common.provenance(),
         "data": split,
         "runtime": FLAGS.runtime,
         "threads": FLAGS.threads,
@@ -204,10 +195,8 @@ def main(argv):
         },
         "trackers": rows,
     }
-    write_json(FLAGS.output, result)
-    for name, row in rows.items():
-        print(name, row)
+    _common.write_report(FLAGS.output, result, printed="\n".join(f"{name} {row}" for name, row in rows.items()))
 
 
 if __name__ == "__main__":
-    app.run(main)
+    _common.run(main)

@@ -17,33 +17,29 @@ the true centre (``constant_size_iou``). A head that measures sizes beats it.
         [--output experiments/results/tracker_scale.json]
 """
 
+import os
 import sys
 
 import numpy as np
-from absl import app, flags
+from absl import flags
 
 import zippy_tf  # noqa: F401  (sets up Keras 2 before TensorFlow is imported)
-from zippy_tf.io import check_output_path, write_json
 from zippy_tf.runtime import set_threads
 from zippy_tf.tracking.datasets import load_sequences
-from zippy_tf.tracking.evaluate import NEURAL_TRACKERS, build_network
 from zippy_tf.tracking.generate import VALIDATION_SPLIT, validation_sequences
 from zippy_tf.tracking.metrics import iou
-from zippy_tf.tracking.model import grid_points
 from zippy_tf.tracking.pairs import sample_pair
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "benchmarks"))
+import _common  # noqa: E402  (benchmarks/_common.py: what the benchmark and experiment scripts share)
+
 FLAGS = flags.FLAGS
-flags.DEFINE_enum("tracker", "ettrack", list(NEURAL_TRACKERS), "tracker preset")
-flags.DEFINE_multi_string("weights", None, "weights to compare (default: the shipped ones); repeat the flag")
-flags.DEFINE_string("data", None, "OTB-layout validation sequences (default: generated, seed 2, 10 × 60)")
+_common.define_tracker_flags("weights to compare (default: the shipped ones); repeat the flag", multiple_weights=True)
 flags.DEFINE_integer("pairs", 192, "pairs to measure", lower_bound=8)
 flags.DEFINE_float("search_scale", 0.4, "per-axis scale jitter of the search crop (training's default is 0.18)",
-                  lower_bound=0.0, upper_bound=0.9)
+                   lower_bound=0.0, upper_bound=0.9)
 flags.DEFINE_integer("seed", 0, "pair sampling seed")
-flags.DEFINE_integer("threads", 1, "CPU threads")
-flags.DEFINE_string("output", "experiments/results/tracker_scale.json", "JSON result")
-
-BATCH = 16
+flags.DEFINE_string("output", _common.default_output(__file__), "JSON result")
 
 
 def xywh(corners):
@@ -63,14 +59,8 @@ def sample(data):
 
 def predicted_boxes(network, templates, searches, truth):
     """The box each pair's network output gives at the cell nearest the true centre, (N, 4) x1, y1, x2, y2."""
-    pair = network.pair_model()
-    search_size = searches.shape[1]
-    reg = np.concatenate([pair([templates[i:i + BATCH], searches[i:i + BATCH]], training=False)["reg"].numpy()
-                          for i in range(0, len(truth), BATCH)])
-    grid = grid_points(reg.shape[1], search_size)
-    centres = (truth[:, :2] + truth[:, 2:]) / 2
-    col = np.abs(grid[None] - centres[:, :1]).argmin(1)
-    row = np.abs(grid[None] - centres[:, 1:]).argmin(1)
+    reg = _common.pair_outputs(network, templates, searches, "reg")
+    row, col, grid = _common.nearest_cells(reg.shape[1], searches.shape[1], (truth[:, :2] + truth[:, 2:]) / 2)
     l, t, r, b = reg[np.arange(len(truth)), row, col].T.astype(np.float64)
     gx, gy = grid[col], grid[row]
     return np.stack([gx - l, gy - t, gx + r, gy + b], axis=1)
@@ -88,30 +78,25 @@ def scores(predicted, truth):
 
 def main(argv):
     del argv
-    check_output_path(FLAGS.output)
     set_threads(FLAGS.threads)
     with validation_sequences(FLAGS.data) as data:
         templates, searches, truth = sample(data)
     sizes = truth[:, 2:] - truth[:, :2]
     mean_size = np.broadcast_to(np.exp(np.log(sizes).mean(0)), sizes.shape)
     constant = np.concatenate([(truth[:, :2] + truth[:, 2:] - mean_size) / 2, mean_size], axis=1)  # x, y, w, h
-    results = {}
-    for weights in FLAGS.weights or [None]:
-        label = weights or "shipped"
-        results[label] = scores(predicted_boxes(build_network(FLAGS.tracker, weights), templates, searches, truth),
-                                truth)
-        print(f"{label}: {results[label]}", file=sys.stderr, flush=True)
+    results = _common.compare_weights(lambda network: scores(predicted_boxes(network, templates, searches, truth),
+                                                             truth))
     report = {
         "benchmark": "does the box regression measure the target's size (cell nearest the true centre)",
-        "command": " ".join(["python", *sys.argv]),
+        **_common.provenance(),
         "tracker": FLAGS.tracker, "data": FLAGS.data or VALIDATION_SPLIT, "pairs": FLAGS.pairs,
         "search_scale": FLAGS.search_scale, "seed": FLAGS.seed, "runtime": "keras fp32",
         "baseline": "constant_size", "constant_size_iou": round(float(np.mean(iou(constant, xywh(truth)))), 3),
         "weights": results,
     }
-    write_json(FLAGS.output, report)
-    print({"constant_size_iou": report["constant_size_iou"], **results})
+    _common.write_report(FLAGS.output, report, printed=str({"constant_size_iou": report["constant_size_iou"],
+                                                            **results}))
 
 
 if __name__ == "__main__":
-    app.run(main)
+    _common.run(main)

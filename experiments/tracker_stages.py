@@ -11,23 +11,29 @@ of ``--runs`` (load on a shared machine only adds time).
     python experiments/tracker_stages.py [--runs 20] [--output experiments/results/tracker_stages.json]
 """
 
-import argparse
-import json
 import os
-import platform
 import sys
 
-import zippy_tf  # noqa: F401  (sets up Keras 2 before TensorFlow is imported)
+from absl import flags
 
-from zippy_tf._compat import keras, tf
+import zippy_tf  # noqa: F401  (sets up Keras 2 before TensorFlow is imported)
+from zippy_tf._compat import keras
+from zippy_tf.errors import UserError
 from zippy_tf.export import FlatbufferRunner, convert, tflite_converter
 from zippy_tf.export.latency import time_interleaved
-from zippy_tf.io import check_output_path, write_json
 from zippy_tf.presets import build_model
+from zippy_tf.runtime import progress
 from zippy_tf.tracking.export import INT8_FLOAT_OPS, convert_search_branch
 
-RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "tracker_stages.json")
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "benchmarks"))
+import _common  # noqa: E402  (benchmarks/_common.py: what the benchmark and experiment scripts share)
+
 TRACKERS = ("ettrack", "lighttrack", "attention")
+
+FLAGS = flags.FLAGS
+flags.DEFINE_list("trackers", list(TRACKERS), "tracker presets")
+flags.DEFINE_integer("runs", 20, "timed runs per flatbuffer (interleaved; the best is reported)", lower_bound=1)
+flags.DEFINE_string("output", _common.default_output(__file__), "JSON result")
 
 
 def backbone_model(network):
@@ -51,7 +57,7 @@ def flatbuffers(name, calibration_count):
 def run(trackers, runs, calibration_count=4):
     models = {}
     for name in trackers:
-        print(f"exporting {name}", file=sys.stderr, flush=True)
+        progress(f"exporting {name}")
         models.update(flatbuffers(name, calibration_count))
     runners = {key: FlatbufferRunner(data, num_threads=1) for key, data in models.items()}
     times = time_interleaved(runners, warmup=2, runs=runs)
@@ -68,27 +74,18 @@ def run(trackers, runs, calibration_count=4):
     return {
         "benchmark": f"search branch vs its backbone alone, TFLite + XNNPACK, 1 thread, best of {runs} "
                      "interleaved runs, search 256, shipped weights",
-        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "tensorflow": tf.__version__},
         "int8_float_ops": list(INT8_FLOAT_OPS),
         "results": rows,
     }
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--trackers", default=",".join(TRACKERS), help="comma-separated tracker presets")
-    parser.add_argument("--runs", type=int, default=20)
-    parser.add_argument("--output", default=RESULTS)
-    args = parser.parse_args()
-    trackers = args.trackers.split(",")
-    unknown = sorted(set(trackers) - set(TRACKERS))
+def main(argv):
+    del argv
+    unknown = sorted(set(FLAGS.trackers) - set(TRACKERS))
     if unknown:
-        parser.error(f"unknown trackers {unknown}; choose from {', '.join(TRACKERS)}")
-    check_output_path(args.output)
-    result = {"command": " ".join(["python", *sys.argv]), **run(trackers, args.runs)}
-    write_json(args.output, result)
-    print(json.dumps(result, indent=2))
+        raise UserError(f"unknown --trackers {unknown}; choose from {', '.join(TRACKERS)}")
+    _common.write_report(FLAGS.output, {**_common.provenance(), **run(FLAGS.trackers, FLAGS.runs)})
 
 
 if __name__ == "__main__":
-    main()
+    _common.run(main)

@@ -19,40 +19,37 @@ search crop is identical). Per weights file:
         [--output experiments/results/tracker_template_dependence.json]
 """
 
+import os
 import sys
 
 import numpy as np
-from absl import app, flags
+from absl import flags
 
 import zippy_tf  # noqa: F401  (sets up Keras 2 before TensorFlow is imported)
-from zippy_tf.io import check_output_path, write_json
+from zippy_tf.errors import UserError
 from zippy_tf.runtime import set_threads
-from zippy_tf.tracking.datasets import load_sequences
-from zippy_tf.tracking.evaluate import NEURAL_TRACKERS, build_network
-from zippy_tf.tracking.generate import VALIDATION_SPLIT, validation_sequences
 from zippy_tf.tracking.backbone import STRIDE
-from zippy_tf.tracking.model import grid_points
+from zippy_tf.tracking.datasets import load_sequences
+from zippy_tf.tracking.generate import VALIDATION_SPLIT, validation_sequences
 from zippy_tf.tracking.pairs import sample_pair
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "benchmarks"))
+import _common  # noqa: E402  (benchmarks/_common.py: what the benchmark and experiment scripts share)
+
 FLAGS = flags.FLAGS
-flags.DEFINE_enum("tracker", "ettrack", list(NEURAL_TRACKERS), "tracker preset")
-flags.DEFINE_multi_string("weights", None, "weights to compare (default: the shipped ones); repeat the flag")
-flags.DEFINE_string("data", None, "OTB-layout validation sequences (default: generated, seed 2, 10 × 60)")
+_common.define_tracker_flags("weights to compare (default: the shipped ones); repeat the flag", multiple_weights=True)
 flags.DEFINE_integer("pairs_per_sequence", 16, "pairs drawn from each sequence", lower_bound=1)
 flags.DEFINE_integer("seed", 0, "pair sampling seed")
-flags.DEFINE_integer("threads", 1, "CPU threads")
-flags.DEFINE_string("output", "experiments/results/tracker_template_dependence.json", "JSON result")
+flags.DEFINE_string("output", _common.default_output(__file__), "JSON result")
 
-BATCH = 16
 MIN_CELLS_APART = 2
 
 
 def sample(sequences, data):
     """Own templates, foreign templates (from the next sequence), search crops and target boxes (x1, y1, x2, y2)."""
     if len(sequences) < 2:
-        print(f"error: {data} holds {len(sequences)} sequence(s); foreign templates need at least two, pass a "
-              "folder with more", file=sys.stderr)
-        sys.exit(2)
+        raise UserError(f"--data {data} holds {len(sequences)} sequence(s); foreign templates need at least two, "
+                        "pass a folder with more")
     rng = np.random.default_rng(FLAGS.seed)
     own, foreign, searches, boxes = [], [], [], []
     for i, sequence in enumerate(sequences):
@@ -89,9 +86,7 @@ def sample_distractor_pairs(sequences, search_size, stride):
 
 
 def score_maps(network, templates, searches):
-    pair = network.pair_model()
-    logits = np.concatenate([pair([templates[i:i + BATCH], searches[i:i + BATCH]], training=False)["cls"].numpy()
-                             for i in range(0, len(searches), BATCH)])
+    logits = _common.pair_outputs(network, templates, searches, "cls")
     return 1.0 / (1.0 + np.exp(-logits[..., 0].astype(np.float64)))
 
 
@@ -108,8 +103,7 @@ def paired_win_rate(first, second):
 
 def at_points(maps, points, search_size):
     """Each map's value at the cell nearest its (x, y) point in search-crop pixels."""
-    grid = grid_points(maps.shape[1], search_size)
-    col, row = np.abs(grid[None] - points[:, :1]).argmin(1), np.abs(grid[None] - points[:, 1:]).argmin(1)
+    row, col, _ = _common.nearest_cells(maps.shape[1], search_size, points)
     return maps[np.arange(len(points)), row, col]
 
 
@@ -137,21 +131,16 @@ def measure(network, own, foreign, searches, boxes, distractor_pairs):
 
 def main(argv):
     del argv
-    check_output_path(FLAGS.output)
     set_threads(FLAGS.threads)
     with validation_sequences(FLAGS.data) as data:
         sequences = load_sequences(data, "otb")
         own, foreign, searches, boxes = sample(sequences, data)
         distractor_pairs = sample_distractor_pairs(sequences, searches.shape[1], STRIDE)
-    results = {}
-    for weights in FLAGS.weights or [None]:
-        label = weights or "shipped"
-        results[label] = measure(build_network(FLAGS.tracker, weights), own, foreign, searches, boxes,
-                                 distractor_pairs)
-        print(f"{label}: {results[label]}", file=sys.stderr, flush=True)
+    results = _common.compare_weights(lambda network: measure(network, own, foreign, searches, boxes,
+                                                              distractor_pairs))
     report = {
         "benchmark": "does the score map depend on the template (own vs another sequence's template, same crop)",
-        "command": " ".join(["python", *sys.argv]),
+        **_common.provenance(),
         "tracker": FLAGS.tracker, "data": FLAGS.data or VALIDATION_SPLIT, "pairs": len(boxes), "seed": FLAGS.seed,
         "distractor_pairs": 0 if distractor_pairs is None else len(distractor_pairs[0]),
         "runtime": "keras fp32",
@@ -159,9 +148,8 @@ def main(argv):
                     "distractor_auc = 0.5",
         "weights": results,
     }
-    write_json(FLAGS.output, report)
-    print(results)
+    _common.write_report(FLAGS.output, report, printed=str(results))
 
 
 if __name__ == "__main__":
-    app.run(main)
+    _common.run(main)
