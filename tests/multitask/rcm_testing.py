@@ -13,7 +13,7 @@ def images(count=4, shape=SHAPE, seed=0):
     return np.random.default_rng(seed).normal(size=(count, *shape, 3)).astype(np.float32)
 
 
-def randomize(model, seed=0, scale=0.3):
+def randomize(model, seed=0, scale=0.1):
     """Random values for every weight of ``model`` (BatchNorm variances positive), so that equivalences are tested
     on weights that are not at their (identity, zero) initialisation."""
     rng = np.random.default_rng(seed)

@@ -304,9 +304,9 @@ def build_multitask(config, encoder=None, ri_images=None):
         a :class:`MultiTaskNetwork`.
     """
     variant = VARIANTS[config.variant]
-    if variant.ri and (encoder is None or ri_images is None):
-        raise UserError(f"variant {config.variant!r} uses Response Initialization: pass encoder= (the pretrained "
-                        "ResNet) and ri_images= (images to collect its responses on)")
+    if variant.ri and encoder is not None and ri_images is None:
+        raise UserError(f"variant {config.variant!r} uses Response Initialization: pass ri_images= (images to "
+                        "collect the encoder's responses on) with encoder=")
     network = MultiTaskNetwork(config)
     for task in config.tasks:
         network._build_task(task)
