@@ -14,7 +14,7 @@ keypoints onto Shi-Tomasi corners (``--refine_radius`` of ``zippy-tf eval hpatch
 the validation split (seed 1001) instead, for choices such as the radius.
 
     python benchmarks/hpatches_table.py --entry zippypoint=zippypoint --entry kp2d=kp2d \
-        [--data_dir /tmp/hpatches_sets] [--output benchmarks/results/hpatches_table.json]
+        [--data_dir out/hpatches_sets] [--output benchmarks/results/hpatches_table.json]
 
 Writes the JSON (every metric, per set) and a Markdown table next to it (``.md``), and prints the table.
 """

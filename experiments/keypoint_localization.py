@@ -15,7 +15,7 @@ On the generated HPatches-layout test set (``benchmarks/hpatches_table.py``'s ``
   the location head learned of where in the cell the corner is.
 
     python experiments/keypoint_localization.py [--entry zippypoint=zippypoint --entry kp2d=kp2d] \
-        [--data_dir /tmp/hpatches_sets] [--resolution 320x240] [--output experiments/results/keypoint_localization.json]
+        [--data_dir out/hpatches_sets] [--resolution 320x240] [--output experiments/results/keypoint_localization.json]
 
 Writes the JSON and a plot next to it (``.png``), and prints a summary.
 """

@@ -11,7 +11,7 @@ protocol (``zippy_tf.keypoints.evaluate``), with ORB itself as the baseline of t
 If the swapped rows beat ``own`` by far, the descriptors are fine and the score / location heads are what to train.
 
     python experiments/keypoint_swap.py [--entry zippypoint=zippypoint --entry kp2d=kp2d,weights=PATH] \
-        [--data_dir /tmp/hpatches_sets] [--output experiments/results/keypoint_swap.json]
+        [--data_dir out/hpatches_sets] [--output experiments/results/keypoint_swap.json]
 """
 
 import os
