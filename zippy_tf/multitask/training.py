@@ -51,22 +51,13 @@ class MultiTaskTrainer(Trainer):
     def call(self, images, training=False):
         return self.task_model(images, training=training)
 
-    def _as_dict(self, values, what):
-        if isinstance(values, dict):
-            missing = [task for task in self.tasks if task not in values]
-            if missing:
-                raise UserError(f"{what} have no {missing[0]!r} entry (they have {sorted(values)}); give labels for "
-                                f"every trained task: {', '.join(self.tasks)}")
-            return values
-        if len(self.tasks) != 1:
-            raise UserError(f"{what} must be a dict {{task: tensor}} when training {len(self.tasks)} tasks")
-        return {self.tasks[0]: values}
+    def _as_dict(self, values):
+        return values if isinstance(values, dict) else {self.tasks[0]: values}
 
     def task_losses(self, data, training):
         """{task: unweighted loss} and the weighted total of one batch."""
         images, labels = data[:2]
-        labels = self._as_dict(labels, "labels")
-        predictions = self._as_dict(self(images, training=training), "predictions")
+        labels, predictions = self._as_dict(labels), self._as_dict(self(images, training=training))
         losses = {task: fn(labels[task], predictions[task]) for task, (fn, _) in self.loss_functions.items()}
         total = tf.add_n([losses[task] * weight for task, (_, weight) in self.loss_functions.items()])
         return losses, total
@@ -101,7 +92,23 @@ class _SaveEachEpoch(keras.callbacks.Callback):
         self.manager.save(checkpoint_number=epoch + 1)
 
 
+def _check_labels(dataset, tasks):
+    """Checks the dataset's label structure before tracing (an error inside the traced step is not one line)."""
+    spec = dataset.element_spec
+    if not isinstance(spec, tuple) or len(spec) < 2:
+        raise UserError("dataset must yield (images, labels) pairs")
+    labels = spec[1]
+    if isinstance(labels, dict):
+        missing = [task for task in tasks if task not in labels]
+        if missing:
+            raise UserError(f"labels have no {missing[0]!r} entry (they have {sorted(labels)}); give labels for "
+                            f"every trained task: {', '.join(tasks)}")
+    elif len(tasks) != 1:
+        raise UserError(f"labels must be a dict {{task: tensor}} when training {len(tasks)} tasks")
+
+
 def _fit(trainer, dataset, steps, steps_per_epoch, learning_rate, checkpoint_dir, resume, verbose):
+    _check_labels(dataset, trainer.tasks)
     steps_per_epoch = int(steps_per_epoch or steps)
     if steps < 1 or steps % steps_per_epoch:
         raise UserError(f"steps ({steps}) must be a positive multiple of steps_per_epoch ({steps_per_epoch})")
