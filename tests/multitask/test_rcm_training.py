@@ -9,8 +9,9 @@ from rcm_testing import config, images, randomize
 
 from zippy_tf._compat import keras, tf
 from zippy_tf.errors import UserError
-from zippy_tf.multitask import LOSS_WEIGHTS, MultiTaskTrainer, PolyDecay, build_multitask, sgd, task_loss, train_joint
-from zippy_tf.multitask import train_task
+from zippy_tf.multitask import (
+    LOSS_WEIGHTS, MultiTaskTrainer, PolyDecay, build_multitask, sgd, task_loss, train_joint, train_task,
+)
 
 
 def _bce(label, logit):

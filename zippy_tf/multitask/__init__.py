@@ -3,7 +3,8 @@
 - layers: :class:`FilterBank` (the frozen shared W_s), :class:`ReparamConv2D` (W_t·W_s, optional NFF), the Series and
   Parallel Residual Adapter baselines;
 - :func:`response_initialize` (RI) over any Keras model with convolutions;
-- :func:`fold_model`: a task's path as a plain Keras network (export with ``zippy_tf.export.convert``);
+- :func:`fold_model` / :func:`fold_network`: a task's path as a plain Keras network (export with
+  ``zippy_tf.export.convert``);
 - :func:`build_multitask`: task-conditional DeepLabv3+ on ResNet-18 in every variant of the thesis's tables,
   :func:`add_task` for incremental learning, :func:`parameter_counts`, :func:`deeplab_trunk` for CompL;
 - losses and :func:`train_task` / :func:`train_joint`.
@@ -21,7 +22,7 @@ from zippy_tf.multitask.deeplab import (
     TASK_CHANNELS, VARIANTS, MultiTaskConfig, MultiTaskNetwork, add_task, build_multitask, deeplab_trunk, load_network,
     parameter_counts, save_network,
 )
-from zippy_tf.multitask.fold import fold_conv, fold_model, folded_weights
+from zippy_tf.multitask.fold import fold_conv, fold_model, fold_network, folded_weights
 from zippy_tf.multitask.layers import (
     FilterBank, L2Normalize, ParallelResidualAdapter, ReparamConv2D, ResizeLike, SeriesResidualAdapter, TaskConv2D,
 )
@@ -33,5 +34,6 @@ from zippy_tf.multitask.training import MultiTaskTrainer, train_joint, train_tas
 __all__ = ["FilterBank", "L2Normalize", "LOSS_WEIGHTS", "MultiTaskConfig", "MultiTaskNetwork", "MultiTaskTrainer",
            "ParallelResidualAdapter", "PolyDecay", "ReparamConv2D", "ResizeLike", "SeriesResidualAdapter",
            "TASK_CHANNELS", "TaskConv2D", "VARIANTS", "add_task", "build_multitask", "deeplab_trunk", "fold_conv",
-           "fold_model", "folded_weights", "load_network", "parameter_counts", "reparameterize", "resnet",
-           "response_bases", "response_initialize", "save_network", "sgd", "task_loss", "train_joint", "train_task"]
+           "fold_model", "fold_network", "folded_weights", "load_network", "parameter_counts", "reparameterize",
+           "resnet", "response_bases", "response_initialize", "save_network", "sgd", "task_loss", "train_joint",
+           "train_task"]

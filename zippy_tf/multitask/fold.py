@@ -117,4 +117,9 @@ def fold_model(model):
     return folded
 
 
-__all__ = ["fold_conv", "fold_model", "folded_weights"]
+def fold_network(network):
+    """{task: plain Keras model} of a multi-task network (:func:`fold_model` of each ``network[task]``)."""
+    return {task: fold_model(model) for task, model in network.models.items()}
+
+
+__all__ = ["fold_conv", "fold_model", "fold_network", "folded_weights"]

@@ -184,7 +184,7 @@ class SeriesResidualAdapter(TaskConv2D):
 
     def build(self, input_shape):
         self._build_bank(input_shape)
-        self.adapter_bn = keras.layers.BatchNormalization(name="adapter_bn")
+        self.adapter_bn = keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5, name="adapter_bn")  # PyTorch's
         with tf.name_scope("adapter_bn"):
             self.adapter_bn.build(self.filter_bank.compute_output_shape(input_shape))
         self.adapter = self.add_weight("adapter", shape=(1, 1, self.filters, self.filters), initializer="zeros")
