@@ -19,14 +19,14 @@ from zippy_tf.multitask import (
 def test_config_round_trips_through_json(variant):
     cfg = MultiTaskConfig(variant, "pascal", tasks=("sal", "edge"), input_shape=(None, None), width=0.5)
     assert MultiTaskConfig.from_json(cfg.to_json()) == cfg
-    assert MultiTaskConfig.from_json(MultiTaskConfig(variant).to_json()).tasks == tuple(TASK_CHANNELS["nyud"])
+    assert MultiTaskConfig.from_json(MultiTaskConfig(variant).to_json()).tasks == ("edge", "semseg", "normals", "depth")
 
 
 @pytest.mark.parametrize("kwargs,message", [
     ({"variant": "rcn"}, "unknown variant 'rcn'"),
     ({"dataset": "cityscapes"}, "unknown dataset"),
-    ({"tasks": ("sal",)}, "unknown nyud task 'sal'"),
-    ({"tasks": ("edge", "edge")}, "name a task twice"),
+    ({"tasks": ("human_parts",)}, "unknown task 'human_parts' for dataset 'nyud'"),
+    ({"tasks": ("edge", "edge")}, "without repeats"),
     ({"backbone": "resnet50"}, "unknown backbone"),
     ({"input_shape": (64,)}, "must be \\(height, width\\)"),
 ])

@@ -27,8 +27,9 @@ Both reproduce the pretrained encoder exactly at initialisation.
 
 Layer names: shared layers carry the encoder's names (:mod:`zippy_tf.multitask.resnet`), task-specific ones
 ``f"{task}_{name}"`` (``semseg_layer1_0_conv1``, ``semseg_aspp_b1``, ``semseg_head``); the last layer of a task
-model is named after the task. Heads (``TASK_CHANNELS``): NYUD edge 1, semseg 41, normals 3, depth 1; PASCAL edge 1,
-semseg 21, human_parts 7, normals 3, sal 1. Outputs are logits (edge, sal: apply a sigmoid; semseg, parts: argmax),
+model is named after the task. Heads (``TASK_CHANNELS``, from :mod:`zippy_tf.data.multitask`): NYUD edge 1,
+semseg 41, normals 3, depth 1 (and sal 1 on generated sets); PASCAL edge 1, semseg 21, human_parts 7, normals 3,
+sal 1. Outputs are logits (edge, sal: apply a sigmoid; semseg, parts: argmax),
 unit normals, and depth in the label's units.
 
 For CompL, ``deeplab_trunk(backbone="resnet18"|"resnet26", norm="batch"|"group", input_shape=(None, None, 3),
@@ -43,6 +44,7 @@ import os
 import numpy as np
 
 from zippy_tf._compat import keras
+from zippy_tf.data.multitask import DATASET_TASKS, EXTRA_TASKS, check_tasks, output_channels
 from zippy_tf.errors import UserError
 from zippy_tf.multitask.layers import (
     FilterBank, L2Normalize, ParallelResidualAdapter, ReparamConv2D, ResizeLike, SeriesResidualAdapter, TaskConv2D,
@@ -50,10 +52,9 @@ from zippy_tf.multitask.layers import (
 from zippy_tf.multitask.resnet import BACKBONES, channels, conv_layer, norm_layer, plain_layers, resnet_body
 from zippy_tf.multitask.response_init import response_bases
 
-TASK_CHANNELS = {
-    "nyud": {"edge": 1, "semseg": 41, "normals": 3, "depth": 1},
-    "pascal": {"edge": 1, "semseg": 21, "human_parts": 7, "normals": 3, "sal": 1},
-}
+# {dataset: {task: head channels}} for every task the data readers give (NYUD "sal": generated sets only)
+TASK_CHANNELS = {dataset: {task: output_channels(dataset, task) for task in tasks + EXTRA_TASKS[dataset]}
+                 for dataset, tasks in DATASET_TASKS.items()}
 DEFAULT_INPUT_SHAPES = {"nyud": (425, 560), "pascal": (512, 512)}
 
 
@@ -98,7 +99,7 @@ class MultiTaskConfig:
     Args:
         variant: a key of ``VARIANTS``.
         dataset: "nyud" or "pascal" (sets the head channels per task).
-        tasks: task names of the dataset (default: all of them), in the order they were added.
+        tasks: task names of the dataset (default: its standard tasks), in the order they were added.
         input_shape: (height, width) of the images, or (None, None) for any size (export needs a fixed one);
             default: the dataset's training crop (425×560, 512×512).
         backbone: "resnet18" or "resnet26".
@@ -116,14 +117,9 @@ class MultiTaskConfig:
 
     def __post_init__(self):
         _choice("variant", self.variant, VARIANTS)
-        _choice("dataset", self.dataset, TASK_CHANNELS)
         _choice("backbone", self.backbone, BACKBONES)
-        known = TASK_CHANNELS[self.dataset]
-        tasks = tuple(self.tasks) or tuple(known)
-        for task in tasks:
-            _choice(f"{self.dataset} task", task, known)
-        if len(set(tasks)) != len(tasks):
-            raise UserError(f"tasks {list(tasks)} name a task twice; list each task once")
+        _choice("dataset", self.dataset, DATASET_TASKS)
+        tasks = check_tasks(self.dataset, tuple(self.tasks) or DATASET_TASKS[self.dataset])
         shape = tuple(self.input_shape) or DEFAULT_INPUT_SHAPES[self.dataset]
         if len(shape) != 2:
             raise UserError(f"input_shape {shape} must be (height, width)")

@@ -17,9 +17,9 @@ the single-channel tasks and class maps, (B, H, W, 3) for normals.
 """
 
 from zippy_tf._compat import keras, register, tf
+from zippy_tf.data.multitask import IGNORE_LABEL
 from zippy_tf.errors import UserError
 
-IGNORE_LABEL = 255
 LOSS_WEIGHTS = {"edge": 50.0, "semseg": 1.0, "human_parts": 2.0, "sal": 5.0, "normals": 10.0, "depth": 1.0}
 EDGE_POSITIVE_WEIGHT = 0.95
 
@@ -106,5 +106,5 @@ def sgd(learning_rate, total_steps, momentum=0.9, power=0.9):
     return keras.optimizers.SGD(PolyDecay(learning_rate, total_steps, power), momentum=momentum)
 
 
-__all__ = ["EDGE_POSITIVE_WEIGHT", "IGNORE_LABEL", "LOSS_WEIGHTS", "PolyDecay", "TASK_LOSSES", "depth_loss",
+__all__ = ["EDGE_POSITIVE_WEIGHT", "LOSS_WEIGHTS", "PolyDecay", "TASK_LOSSES", "depth_loss",
            "edge_loss", "normals_loss", "saliency_loss", "segmentation_loss", "sgd", "task_loss"]
