@@ -1,5 +1,8 @@
+import importlib
 import subprocess
 import sys
+
+import pytest
 
 
 def _python(code):
@@ -17,3 +20,34 @@ def test_keras_3_imported_first_gives_a_clear_error():
     proc = _python("import tensorflow\nimport zippy_tf")
     assert proc.returncode != 0
     assert "import zippy_tf first" in proc.stderr.strip().splitlines()[-1]
+
+
+def test_import_is_cheap_and_the_subpackages_load_on_access():
+    proc = _python("import sys, zippy_tf\n"
+                   "light = 'tensorflow' not in sys.modules\n"
+                   "import zippy_tf.tracking, zippy_tf.keypoints, zippy_tf.tracking.hyperparameters\n"
+                   "print(light, 'tensorflow' not in sys.modules, zippy_tf.keypoints.KeypointDetector.__name__, "
+                   "'tensorflow' in sys.modules)")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["True", "True", "KeypointDetector", "True"]
+
+
+@pytest.mark.parametrize("package", ["keypoints", "tracking", "export", "search", "quantization"])
+def test_every_public_name_resolves(package):
+    module = importlib.import_module(f"zippy_tf.{package}")
+    assert module.__all__ and sorted(set(module.__all__)) == sorted(module.__all__)
+    missing = [name for name in module.__all__ if getattr(module, name, None) is None]
+    assert missing == []
+    assert set(module.__all__) <= set(dir(module))
+
+
+def test_the_public_api_names_the_builders_classes_convert_and_the_timer():
+    import zippy_tf
+
+    assert {"KeypointDetector", "zippypoint", "kp2d_baseline", "match_descriptors"} <= set(zippy_tf.keypoints.__all__)
+    assert {"Tracker", "ettrack", "lighttrack", "attention_tracker"} <= set(zippy_tf.tracking.__all__)
+    assert {"convert", "time_interleaved", "compare", "FlatbufferRunner"} <= set(zippy_tf.export.__all__)
+    assert {"traverse", "AnalyticCost"} <= set(zippy_tf.search.__all__)
+    assert {"load", "build_model"} <= set(zippy_tf.presets.__all__)
+    with pytest.raises(AttributeError):
+        zippy_tf.keypoints.NoSuchThing

@@ -1,10 +1,11 @@
-"""File helpers shared by every method: atomic writes, friendly reads, and compact weight files."""
+"""File helpers shared by every method: atomic writes, friendly reads, compact weight files, and result logs."""
 
 import contextlib
 import io
 import json
 import os
 import tempfile
+import warnings
 
 import numpy as np
 
@@ -186,5 +187,53 @@ def read_json(path, what="JSON file"):
         raise UserError(f"{what} {path!r} is not valid JSON ({e.msg} at line {e.lineno}); fix or regenerate it")
 
 
-__all__ = ["atomic_path", "atomic_write", "check_output_path", "read_json", "readable_weights", "save_compact_weights",
-           "save_figure", "save_float16_weights", "write_json"]
+class RecordLog:
+    """Append-only JSONL log of results, one JSON object with a ``"key"`` per line, flushed as each is made.
+
+    A search's memory (the precision search's candidates, the tracker tuning's trials): a killed run resumes by
+    reading it, and a key already in it is never evaluated again. A corrupt line (a kill mid-write) is skipped with
+    a warning; the others are kept.
+
+    Args:
+        path: the ``.jsonl`` file (created if missing; its folder must exist).
+    """
+
+    def __init__(self, path):
+        self.path = path
+        self.records = {}
+        if os.path.exists(path):
+            with open(path) as f:
+                for number, line in enumerate(f, 1):
+                    if not line.strip():
+                        continue
+                    try:
+                        record = json.loads(line)
+                        self.records[record["key"]] = record
+                    except (json.JSONDecodeError, KeyError, TypeError):
+                        warnings.warn(f"{path}:{number}: skipping a corrupt log line (kept the others)")
+
+    def __contains__(self, key):
+        return key in self.records
+
+    def __getitem__(self, key):
+        return self.records[key]
+
+    def __len__(self):
+        return len(self.records)
+
+    def append(self, record):
+        with open(self.path, "a") as f:
+            # a leading newline closes a line a killed writer may have left unfinished
+            f.write(("\n" if f.tell() and not self._ends_with_newline() else "") + json.dumps(record) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        self.records[record["key"]] = record
+
+    def _ends_with_newline(self):
+        with open(self.path, "rb") as f:
+            f.seek(-1, os.SEEK_END)
+            return f.read(1) == b"\n"
+
+
+__all__ = ["RecordLog", "atomic_path", "atomic_write", "check_output_path", "read_json", "readable_weights",
+           "save_compact_weights", "save_figure", "save_float16_weights", "write_json"]

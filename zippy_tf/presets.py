@@ -1,11 +1,16 @@
 """Named models the CLI, converters and benchmarks accept, and where their shipped weights live.
 
 Presets are data: a name maps to a builder ("module:function"), its keyword arguments, and a description. Builders
-are imported on use, so listing presets does not import every method.
+are imported on use, so listing presets does not import every method. :func:`load` builds a preset with its shipped
+weights; :func:`build_model` also builds one without (a random initialisation, for training).
+
+Example:
+    >>> network = zippy_tf.presets.load("zippypoint")  # network.weights_path: the shipped weights file
 """
 
 import dataclasses
 import importlib
+import logging
 import os
 from pathlib import Path
 
@@ -23,6 +28,7 @@ class Preset:
     kwargs: dict = dataclasses.field(default_factory=dict)
     accepts_config: bool = False  # whether --config (a JSON list of macro-blocks) applies
     task: str = "keypoints"  # "tracking" presets build a TrackerNetwork (template + search branches)
+    descriptors: str = "binary"  # keypoint presets: "binary" (Bin.Norm, Hamming) or "float" (L2) descriptors
 
     @property
     def shipped_weights(self):
@@ -39,7 +45,8 @@ PRESETS = {
         Preset("zippypoint-int8", "zippy_tf.keypoints.model:zippypoint",
                "ZippyPoint with every encoder/decoder macro-block Int8 (the search's starting point)",
                kwargs={"config": "int8", "name": "zippypoint_int8"}, accepts_config=True),
-        Preset("kp2d", "zippy_tf.keypoints.model:kp2d_baseline", "KP2D, the full-precision baseline"),
+        Preset("kp2d", "zippy_tf.keypoints.model:kp2d_baseline", "KP2D, the full-precision baseline",
+               descriptors="float"),
         Preset("ettrack", "zippy_tf.tracking.model:ettrack",
                "E.T.Track (thesis ch. 4): LT-Mobile backbone, Exemplar Transformer heads; template 127, search 256",
                task="tracking"),
@@ -60,12 +67,18 @@ def get_preset(name):
 
 
 def build_model(name, *, config=None, weights=None, input_shape=None, use_shipped_weights=True):
-    """Builds preset ``name``; ``weights`` falls back to the shipped weights (if any) unless disabled."""
+    """Builds preset ``name``; ``weights`` falls back to the shipped weights (if any) unless disabled.
+
+    Args:
+        name: a key of :data:`PRESETS`.
+        config: another macro-block configuration (list, JSON path) for the zippypoint family.
+        weights: a weights file; input_shape: (height, width, 3) of a keypoint network (None sides: any size).
+    """
     preset = get_preset(name)
     kwargs = dict(preset.kwargs)
     if config is not None:
         if not preset.accepts_config:
-            raise UserError(f"model {name!r} does not take --config; use zippypoint or zippypoint-int8")
+            raise UserError(f"model {name!r} does not take config=; use zippypoint or zippypoint-int8")
         kwargs["config"] = config
     if input_shape is not None and preset.task != "tracking":  # trackers have fixed template/search sizes
         kwargs["input_shape"] = tuple(input_shape)
@@ -75,4 +88,19 @@ def build_model(name, *, config=None, weights=None, input_shape=None, use_shippe
     return getattr(importlib.import_module(module), function)(weights=weights, **kwargs)
 
 
-__all__ = ["MODELS_DIR", "PRESETS", "Preset", "build_model", "get_preset"]
+def load(name, *, weights=None, config=None, input_shape=None):
+    """Preset ``name`` with trained weights: its shipped ones (``models/<name>/weights.h5``) unless ``weights`` names
+    others. The model's ``weights_path`` says which file it runs; a preset without shipped weights is an error
+    (build an untrained one with :func:`build_model`). Arguments as :func:`build_model`."""
+    if weights is None and config is None:
+        weights = get_preset(name).shipped_weights
+    if weights is None:
+        what = "a config= of its own" if config is not None else "no shipped weights"
+        raise UserError(f"model {name!r} with {what} has no trained weights to load; pass weights=PATH, or "
+                        "zippy_tf.presets.build_model for an untrained network")
+    model = build_model(name, config=config, weights=weights, input_shape=input_shape)
+    logging.getLogger(__name__).info("%s: loaded weights %s", name, weights)
+    return model
+
+
+__all__ = ["MODELS_DIR", "PRESETS", "Preset", "build_model", "get_preset", "load"]

@@ -2,10 +2,14 @@
 
 Progress lines go to stderr (stdout carries a script's result); resolutions are written ``WIDTHxHEIGHT`` as the
 HPatches tables write them; one thread count is set for OpenCV and TensorFlow so timings of different methods
-compare. Importing this module does not import TensorFlow.
+compare; TensorFlow's native notices are kept off the terminal. Importing this module does not import TensorFlow.
 """
 
+import contextlib
+import os
+import re
 import sys
+import tempfile
 
 from zippy_tf.errors import UserError
 
@@ -46,6 +50,33 @@ def hpatches_resolution(text, *, minimum=16):
     return width, height
 
 
+# Notices TensorFlow's C++ code writes straight to the process's stderr, past TF_CPP_MIN_LOG_LEVEL: the TFLite
+# interpreter's delegate line, the MLIR quantizer's settings, absl's pre-initialisation warning.
+NATIVE_NOTICES = re.compile(r"INFO: Created TensorFlow Lite|fully_quantize: \d|WARNING: All log messages before "
+                            r"absl::InitializeLog|[IW]0000 00:00:")
+
+
+@contextlib.contextmanager
+def native_notices_hidden(notices=NATIVE_NOTICES):
+    """Runs the block with file descriptor 2 captured, then writes back every line but TensorFlow's notices, so
+    errors and warnings still reach stderr (after the block)."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as capture:
+        os.dup2(capture.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            capture.seek(0)
+            kept = [line for line in capture.read().decode(errors="replace").splitlines(keepends=True)
+                    if not notices.search(line)]
+            sys.stderr.write("".join(kept))
+            sys.stderr.flush()
+
+
 def set_threads(threads):
     """One thread count for OpenCV and TensorFlow, so the frame rates and latencies of different methods compare.
 
@@ -65,4 +96,5 @@ def set_threads(threads):
         pass
 
 
-__all__ = ["hpatches_resolution", "parse_resolution", "progress", "set_threads"]
+__all__ = ["NATIVE_NOTICES", "hpatches_resolution", "native_notices_hidden", "parse_resolution", "progress",
+           "set_threads"]

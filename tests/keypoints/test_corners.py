@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from zippy_tf.keypoints.corners import corner_response, refine_to_corners
-from zippy_tf.keypoints.detector import ZippyPoint
+from zippy_tf.keypoints.detector import KeypointDetector
 from zippy_tf.keypoints.model import kp2d_baseline
 
 from synthetic_pairs import grey_photo, photo_pairs
@@ -58,12 +58,12 @@ def test_refinement_snaps_to_a_known_corner_and_leaves_flat_regions_alone():
 def test_a_refining_detector_describes_its_refined_keypoints(binary):
     photos = photo_pairs(batch=1, height=48, width=64, seed=4)["source"]
     network = kp2d_baseline(input_shape=(48, 64, 3))
-    plain = ZippyPoint(network, top_k=40, binary=binary)(photos)
-    refined = ZippyPoint(network, top_k=40, binary=binary, refine_radius=4)(photos)
+    plain = KeypointDetector(network, top_k=40, binary=binary)(photos)
+    refined = KeypointDetector(network, top_k=40, binary=binary, refine_radius=4)(photos)
     expected = refine_to_corners(photos, plain["keypoints"], 4).numpy()
     np.testing.assert_array_equal(refined["keypoints"].numpy(), expected)
     np.testing.assert_array_equal(refined["scores"].numpy(), plain["scores"].numpy())
-    described = ZippyPoint(network, binary=binary).describe_points(photos[0], expected[0])
+    described = KeypointDetector(network, binary=binary).describe_points(photos[0], expected[0])
     np.testing.assert_allclose(refined["descriptors"].numpy()[0], described, atol=1e-6)
     assert np.any(expected != plain["keypoints"].numpy())  # the refinement moved something
 
@@ -72,4 +72,4 @@ def test_refine_radius_must_not_be_negative():
     from zippy_tf.errors import UserError
 
     with pytest.raises(UserError, match="refine_radius"):
-        ZippyPoint(kp2d_baseline(input_shape=(48, 64, 3)), refine_radius=-1)
+        KeypointDetector(kp2d_baseline(input_shape=(48, 64, 3)), refine_radius=-1)

@@ -3,7 +3,7 @@ import pytest
 
 from zippy_tf._compat import tf
 from zippy_tf.errors import UserError
-from zippy_tf.keypoints.detector import ZippyPoint
+from zippy_tf.keypoints.detector import KeypointDetector
 from zippy_tf.keypoints.model import kp2d_baseline, zippypoint
 from zippy_tf.keypoints.postprocess import pack_bits, pad_image, sample_descriptors, select_keypoints
 
@@ -49,7 +49,7 @@ def test_pad_image_to_multiple_of_8():
 
 
 def test_zippypoint_detect_binary_descriptors_with_exactly_k_ones(photos):
-    detector = ZippyPoint(zippypoint(input_shape=(None, None, 3)), top_k=50)
+    detector = KeypointDetector(zippypoint(input_shape=(None, None, 3)), top_k=50)
     out = detector.detect(photos[0, :61, :90])
     assert out["descriptors"].dtype == np.uint8 and out["descriptors"].shape[1] == 32
     np.testing.assert_array_equal(np.unpackbits(out["descriptors"], axis=1).sum(1), 64)
@@ -58,14 +58,14 @@ def test_zippypoint_detect_binary_descriptors_with_exactly_k_ones(photos):
 
 
 def test_kp2d_detector_gives_unit_float_descriptors(photos):
-    out = ZippyPoint(kp2d_baseline(input_shape=(64, 96, 3)), top_k=20, binary=False)(photos[:2])
+    out = KeypointDetector(kp2d_baseline(input_shape=(64, 96, 3)), top_k=20, binary=False)(photos[:2])
     assert out["descriptors"].shape == (2, 20, 256)
     np.testing.assert_allclose(np.linalg.norm(out["descriptors"], axis=-1), 1.0, atol=1e-5)
 
 
 @pytest.mark.parametrize("binary", [True, False])
 def test_describe_points_at_the_networks_own_keypoints_gives_its_descriptors(photos, binary):
-    detector = ZippyPoint(kp2d_baseline(input_shape=(None, None, 3)), top_k=30, binary=binary)
+    detector = KeypointDetector(kp2d_baseline(input_shape=(None, None, 3)), top_k=30, binary=binary)
     out = detector.detect(photos[0, :61, :90])  # padded: the keypoints are shifted back to the image's pixels
     described = detector.describe_points(photos[0, :61, :90], out["keypoints"])
     if binary:
@@ -77,6 +77,6 @@ def test_describe_points_at_the_networks_own_keypoints_gives_its_descriptors(pho
 @pytest.mark.parametrize("shape,message", [((61, 96, 3), "use .detect"), ((1, 60, 96, 3), "multiple of 8"),
                                            ((1, 64, 96, 1), "use .detect")])
 def test_detector_rejects_bad_image_shapes(shape, message):
-    detector = ZippyPoint(zippypoint(input_shape=(None, None, 3)), top_k=5)
+    detector = KeypointDetector(zippypoint(input_shape=(None, None, 3)), top_k=5)
     with pytest.raises(UserError, match=message):
         detector(np.zeros(shape, np.float32))

@@ -5,9 +5,10 @@ import pytest
 
 from zippy_tf._compat import keras
 from zippy_tf.errors import UserError
+from zippy_tf.io import RecordLog
 from zippy_tf.quantization.blocks import build_macro_block
 from zippy_tf.quantization.macro_block import MacroBlock, blocks_from_json, blocks_to_json
-from zippy_tf.search import AnalyticCost, InterpreterCost, SearchLog, TableCost, plot_search, traverse
+from zippy_tf.search import AnalyticCost, InterpreterCost, TableCost, plot_search, traverse
 
 START = [
     MacroBlock("stem", "first_conv", "float", 32),
@@ -45,7 +46,7 @@ class Metric:
 
 def test_traversal_finds_the_known_optimum_with_linear_cost(tmp_path):
     metric = Metric()
-    result = traverse(START, evaluate=metric, cost=SyntheticCost(), log=SearchLog(str(tmp_path / "log.jsonl")),
+    result = traverse(START, evaluate=metric, cost=SyntheticCost(), log=RecordLog(str(tmp_path / "log.jsonl")),
                       budget=0.02)
     assert {b.name: b.choice for b in result.blocks} == EXPECTED
     # one start + the sum of the candidate counts, minus the already-evaluated current choice at each step
@@ -58,9 +59,9 @@ def test_a_killed_search_resumes_and_evaluates_each_candidate_once(tmp_path, kil
     path = str(tmp_path / "log.jsonl")
     first = Metric(fail_after=kill_after)
     with pytest.raises(KeyboardInterrupt):
-        traverse(START, evaluate=first, cost=SyntheticCost(), log=SearchLog(path), budget=0.02)
+        traverse(START, evaluate=first, cost=SyntheticCost(), log=RecordLog(path), budget=0.02)
     second = Metric()
-    result = traverse(START, evaluate=second, cost=SyntheticCost(), log=SearchLog(path), budget=0.02)
+    result = traverse(START, evaluate=second, cost=SyntheticCost(), log=RecordLog(path), budget=0.02)
     assert not set(first.calls) & set(second.calls)
     assert len(first.calls) + len(second.calls) == 9
     assert {b.name: b.choice for b in result.blocks} == EXPECTED
@@ -68,11 +69,11 @@ def test_a_killed_search_resumes_and_evaluates_each_candidate_once(tmp_path, kil
 
 def test_corrupt_log_line_is_skipped_and_the_rest_kept(tmp_path):
     path = tmp_path / "log.jsonl"
-    traverse(START, evaluate=Metric(), cost=SyntheticCost(), log=SearchLog(str(path)), budget=0.02)
+    traverse(START, evaluate=Metric(), cost=SyntheticCost(), log=RecordLog(str(path)), budget=0.02)
     lines = path.read_text().splitlines()
     path.write_text("\n".join(lines[:3] + ['{"key": "stem=int8|stage1=' ] + lines[3:]) + "\n")
     with pytest.warns(UserWarning, match="corrupt log line"):
-        log = SearchLog(str(path))
+        log = RecordLog(str(path))
     assert len(log) == len(lines)
     again = Metric()
     traverse(START, evaluate=again, cost=SyntheticCost(), log=log, budget=0.02)
@@ -80,7 +81,7 @@ def test_corrupt_log_line_is_skipped_and_the_rest_kept(tmp_path):
 
 
 def test_chosen_config_round_trips_and_builds(tmp_path):
-    result = traverse(START, evaluate=Metric(), cost=SyntheticCost(), log=SearchLog(str(tmp_path / "l.jsonl")),
+    result = traverse(START, evaluate=Metric(), cost=SyntheticCost(), log=RecordLog(str(tmp_path / "l.jsonl")),
                       budget=0.02)
     blocks = blocks_from_json(blocks_to_json(result.blocks))
     assert blocks == result.blocks
@@ -98,12 +99,12 @@ def test_chosen_config_round_trips_and_builds(tmp_path):
 @pytest.mark.parametrize("budget", [0.0, 1.0, -0.1, 2.0])
 def test_budget_outside_unit_interval(tmp_path, budget):
     with pytest.raises(UserError, match="budget"):
-        traverse(START, evaluate=Metric(), cost=SyntheticCost(), log=SearchLog(str(tmp_path / "l")), budget=budget)
+        traverse(START, evaluate=Metric(), cost=SyntheticCost(), log=RecordLog(str(tmp_path / "l")), budget=budget)
 
 
 def test_empty_search_space(tmp_path):
     with pytest.raises(UserError, match="empty search space"):
-        traverse(START, evaluate=Metric(), cost=SyntheticCost(), log=SearchLog(str(tmp_path / "l")), budget=0.1,
+        traverse(START, evaluate=Metric(), cost=SyntheticCost(), log=RecordLog(str(tmp_path / "l")), budget=0.1,
                  candidates={"encoder": ("int8",)})
 
 

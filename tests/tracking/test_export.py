@@ -59,6 +59,6 @@ def test_export_both_branches(networks, tmp_path, head, fmt):
 
 
 def test_lce_is_refused(networks, tmp_path):
-    with pytest.raises(UserError, match="fp32 or --format int8"):
+    with pytest.raises(UserError, match="format='fp32' or format='int8'"):
         export_tracker(_network(networks, "conv"), "lce", str(tmp_path / "t.tflite"))
     assert not list(tmp_path.iterdir())

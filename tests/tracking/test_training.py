@@ -167,7 +167,7 @@ def test_checkpoints_resume_and_nan(tmp_path):
     output, trainer = str(tmp_path), _trainer()  # one trainer: each run restores its state from the checkpoint
     result = fit_tracker(trainer, _pairs().batch(2).repeat(), output=output, epochs=1, steps_per_epoch=1, verbose=0)
     assert result["epochs_done"] == 1 and os.path.isfile(result["weights"])
-    with pytest.raises(UserError, match="--resume"):
+    with pytest.raises(UserError, match="resume=True"):
         fit_tracker(trainer, _pairs().batch(2).repeat(), output=output, epochs=2, steps_per_epoch=1, verbose=0)
     result = fit_tracker(trainer, _pairs().batch(2).repeat(), output=output, epochs=2, steps_per_epoch=1,
                          resume=True, verbose=0)

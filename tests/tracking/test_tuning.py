@@ -11,10 +11,10 @@ from zippy_tf.errors import UserError
 from zippy_tf.tracking.datasets import load_sequences
 from zippy_tf.tracking.generate import write_otb_sequences
 from zippy_tf.tracking.tracker import Tracker
-from zippy_tf.tracking.tuning import (
-    DEFAULTS, SEARCH_SPACE, add_runtime_settings, candidates, confirm, read_hyperparameters, shipped_hyperparameters,
-    tune, write_hyperparameters,
+from zippy_tf.tracking.hyperparameters import (
+    add_runtime_settings, read_hyperparameters, shipped_hyperparameters, write_hyperparameters,
 )
+from zippy_tf.tracking.tuning import DEFAULTS, SEARCH_SPACE, candidates, confirm, tune
 
 SETUP = {"weights_sha256": "test", "runtime": "fake"}
 

@@ -31,3 +31,6 @@ def main(fv, args, name):
     if fv.output:
         write_json(fv.output, result)
     return result
+
+
+__all__ = ["HELP", "define_flags", "main"]

@@ -10,7 +10,7 @@ def define_flags(fv):
 
     from zippy_tf.tracking.datasets import FORMATS
     from zippy_tf.tracking.evaluate import TRACKERS
-    from zippy_tf.tracking.tuning import RUNTIMES
+    from zippy_tf.tracking.hyperparameters import RUNTIMES
 
     flags.DEFINE_string("data", None, "folder of sequences", flag_values=fv)
     flags.DEFINE_enum("format", "otb", FORMATS, "layout of --data", flag_values=fv)
@@ -33,7 +33,7 @@ def main(fv, args, name):
     from zippy_tf.runtime import progress, set_threads
     from zippy_tf.tracking.datasets import load_sequences
     from zippy_tf.tracking.evaluate import evaluate, plot_curves, tracker_factory
-    from zippy_tf.tracking.tuning import read_hyperparameters
+    from zippy_tf.tracking.hyperparameters import read_hyperparameters
 
     if args:
         raise UserError(f"unexpected arguments {' '.join(args)}; all options are --flags")

@@ -37,3 +37,6 @@ def main(fv, args, name):
     atomic_write(fv.output, data)
     return {"path": fv.output, "format": fv.format, "model": fv.model, "size_bytes": len(data),
             "ops": op_census(data)["ops"]}
+
+
+__all__ = ["HELP", "define_flags", "main"]

@@ -25,3 +25,6 @@ def main(fv, args, name):
 
         return {"model": fv.model, **complexity(build_from_flags(fv))}
     return {"model": fv.model, "resolution": fv.resolution, **analytic_cost(build_from_flags(fv), fv.format)}
+
+
+__all__ = ["HELP", "define_flags", "main"]

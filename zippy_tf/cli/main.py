@@ -1,6 +1,7 @@
 """``zippy-tf <verb> --flags``: a thin dispatcher over absl flags.
 
-Each verb lives in its own module with ``HELP`` (one line), ``define_flags(fv)`` and ``main(fv, args) -> dict``.
+Each verb lives in its own module with ``HELP`` (one line), ``define_flags(fv)`` and ``main(fv, args) -> dict``, and
+optionally ``ARGUMENT_FLAGS``, {library argument: flag} for the arguments whose flag has another name.
 For verbs with sub-verbs (``train zippypoint``, ``eval hpatches``) ``main`` receives the sub-verb as ``name``.
 The dict is printed as one JSON line on stdout; progress goes to stderr. A :class:`UserError` (or a bad flag)
 becomes one line on stderr and exit code 2; its message names Python arguments (``resolution='big'``), which
@@ -65,14 +66,16 @@ def _usage(table, prefix):
     return "\n".join(lines)
 
 
-def to_flags(message, fv):
-    """Rewrites each ``argument=`` of a library message into ``--argument=`` when the verb has that flag (the
-    verbs name their flags after the library's arguments)."""
+def to_flags(message, fv, renames=None):
+    """Rewrites each ``argument=`` of a library message into the verb's ``--flag=``: the flag of the same name, or
+    ``renames[argument]``; arguments without a flag stay as they are."""
+    renames = renames or {}
 
     def flag(match):
-        return f"--{match.group(1)}=" if match.group(1) in fv else match.group(0)
+        name = renames.get(match.group(1), match.group(1))
+        return f"--{name}=" if name in fv else match.group(0)
 
-    return re.sub(r"(?<![\w.-])([a-z_][a-z0-9_]*)=", flag, message)
+    return re.sub(r"(?<![\w.-])([a-z_][a-z0-9_]*)=(?!=)", flag, message)
 
 
 def _fail(message):
@@ -107,7 +110,7 @@ def main(argv=None):
     try:
         result = module.main(fv, args, name)
     except UserError as e:
-        return _fail(to_flags(str(e), fv))
+        return _fail(to_flags(str(e), fv, getattr(module, "ARGUMENT_FLAGS", None)))
     except KeyboardInterrupt:
         return _fail("interrupted")
     print(json.dumps(result, sort_keys=True))

@@ -49,7 +49,8 @@ def main(fv, args, name):
     from zippy_tf.keypoints.model import as_blocks, keypoint_network
     from zippy_tf.presets import get_preset
     from zippy_tf.quantization.macro_block import ROLE_CANDIDATES, blocks_to_json
-    from zippy_tf.search import SearchLog, plot_search, searchable, traverse
+    from zippy_tf.io import RecordLog
+    from zippy_tf.search import plot_search, searchable, traverse
 
     if args:
         raise UserError(f"unexpected arguments {args}; pass options as --flags")
@@ -77,7 +78,7 @@ def main(fv, args, name):
         if not os.path.isdir(validation):
             progress(f"writing a generated validation set to {validation}")
             write_hpatches_like(validation, num_sequences=4, seed=DEFAULT_VALIDATION_SEED)
-    log = SearchLog(os.path.join(fv.output, "search_log.jsonl"))
+    log = RecordLog(os.path.join(fv.output, "search_log.jsonl"))
     evaluator = CandidateEvaluator(data=fv.data, validation=validation, output=os.path.join(fv.output, "candidates"),
                                    log=log, resolution=(height, width), steps=fv.steps, batch_size=fv.batch_size,
                                    metric=fv.metric, initial_weights=fv.weights or preset.shipped_weights)
@@ -97,3 +98,6 @@ def main(fv, args, name):
             "chosen": {p["block"]: p["choice"] for p in result.path}, "evaluated": len(log),
             "start_metric": result.start["metric"], "final_metric": final["metric"],
             "start_cost": result.start["cost"], "final_cost": final["cost"]}
+
+
+__all__ = ["HELP", "define_flags", "main"]

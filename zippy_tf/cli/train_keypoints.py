@@ -80,3 +80,6 @@ def main(fv, args, name):
         "weights": weights,
         "history": os.path.join(output, "history.json"),
     }
+
+
+__all__ = ["HELP", "define_flags", "main"]

@@ -2,13 +2,15 @@
 
 HELP = ("Tune a tracker's penalty_k, window_influence and size lr for its weights by OPE success AUC on validation "
         "sequences (random search, resumable); writes tracker.json")
+# tune() and confirm() arguments whose flag has another name (see zippy_tf.cli.main.to_flags)
+ARGUMENT_FLAGS = {"top": "confirm_top"}
 
 
 def define_flags(fv):
     from absl import flags
 
     from zippy_tf.tracking.datasets import FORMATS
-    from zippy_tf.tracking.tuning import RUNTIMES
+    from zippy_tf.tracking.hyperparameters import RUNTIMES
 
     flags.DEFINE_string("data", None, "folder of validation sequences (not the ones you report on)", flag_values=fv)
     flags.DEFINE_enum("format", "otb", FORMATS, "layout of --data", flag_values=fv)
@@ -51,9 +53,10 @@ def main(fv, args, name):
     from zippy_tf.tracking.evaluate import build_network
     from zippy_tf.tracking.export import exported_network
     from zippy_tf.tracking.tracker import Tracker
-    from zippy_tf.tracking.tuning import (
-        DEFAULTS, FILE_NAME, add_runtime_settings, confirm, read_tuning_result, tune, write_hyperparameters,
+    from zippy_tf.tracking.hyperparameters import (
+        FILE_NAME, add_runtime_settings, read_tuning_result, write_hyperparameters,
     )
+    from zippy_tf.tracking.tuning import DEFAULTS, confirm, tune
 
     if args:
         raise UserError(f"unexpected arguments {' '.join(args)}; all options are --flags")
@@ -109,4 +112,4 @@ def main(fv, args, name):
             **({"added_to": fv.add_to} if fv.add_to else {})}
 
 
-__all__ = ["HELP", "define_flags", "main"]
+__all__ = ["ARGUMENT_FLAGS", "HELP", "define_flags", "main"]

@@ -7,6 +7,7 @@ import larq as lq
 from zippy_tf._compat import keras, tf
 from zippy_tf.errors import UserError
 from zippy_tf.quantization.layers import Clip, FakeQuant
+from zippy_tf.runtime import native_notices_hidden
 
 FORMATS = ("fp32", "int8", "lce")
 
@@ -93,7 +94,8 @@ def _check_static(model):
     for shape in [t.shape for t in model.inputs]:
         if any(d is None for d in shape[1:]):
             raise UserError(
-                f"model input shape {tuple(shape)} is not static; build it with a fixed --resolution to export"
+                f"model input shape {tuple(shape)} is not static; build it with a fixed input_shape= (resolution=) "
+                "to export"
             )
 
 
@@ -147,6 +149,11 @@ def convert(model, fmt, *, representative_data=None, calibration_count=8, float_
         representative_data: (N, H, W, C) float images for int8 calibration; default: bundled photos.
         float_ops: for "int8", TFLite ops to keep in float32 (see :func:`convert_int8`).
     """
+    with native_notices_hidden():  # the converter's own notices, not the project's
+        return _convert(model, fmt, representative_data, calibration_count, float_ops)
+
+
+def _convert(model, fmt, representative_data, calibration_count, float_ops):
     if fmt not in FORMATS:
         raise UserError(f"unknown format {fmt!r}; choose one of: {', '.join(FORMATS)}")
     _check_static(model)
@@ -155,7 +162,7 @@ def convert(model, fmt, *, representative_data=None, calibration_count=8, float_
     if fmt == "int8":
         binary = [layer.name for layer in model.layers if _is_binary(layer)]
         if binary:
-            raise UserError(f"model {model.name!r} has binary layers ({binary[0]}, ...); export it with --format lce")
+            raise UserError(f"model {model.name!r} has binary layers ({binary[0]}, ...); export it with format='lce'")
         data = _calibration(model, representative_data, calibration_count)
         return convert_int8(strip_fake_quant(model, binding_clips(model, data)), [data], float_ops)
     return tflite_converter(model).convert()

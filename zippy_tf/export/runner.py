@@ -4,6 +4,7 @@ import numpy as np
 
 from zippy_tf.errors import UserError
 from zippy_tf.export.flatbuffer import op_census, signature_io
+from zippy_tf.runtime import native_notices_hidden
 
 
 class FlatbufferRunner:
@@ -30,14 +31,16 @@ class FlatbufferRunner:
         if self.uses_lce:
             import larq_compute_engine as lce
 
-            self._lce = lce.testing.Interpreter(data, num_threads=num_threads, use_xnnpack=True)
+            with native_notices_hidden():
+                self._lce = lce.testing.Interpreter(data, num_threads=num_threads, use_xnnpack=True)
             shapes = self._lce.input_shapes
             dtypes = [np.dtype(t) for t in self._lce.input_types + self._lce.output_types]
         else:
             from zippy_tf._compat import tf
 
-            self._tfl = tf.lite.Interpreter(model_content=data, num_threads=num_threads)
-            self._tfl.allocate_tensors()
+            with native_notices_hidden():  # the XNNPACK delegate's notice
+                self._tfl = tf.lite.Interpreter(model_content=data, num_threads=num_threads)
+                self._tfl.allocate_tensors()
             self._in = self._tfl.get_input_details()
             self._out = self._tfl.get_output_details()
             shapes = [d["shape"] for d in self._in]

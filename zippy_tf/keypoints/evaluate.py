@@ -16,6 +16,7 @@ import numpy as np
 from zippy_tf.data.hpatches import list_sequences, load_sequence
 from zippy_tf.errors import UserError
 from zippy_tf.keypoints.metrics import TOP_K, average, evaluate_pair
+from zippy_tf.presets import get_preset
 
 # name → (factory, binary descriptors?). ORB keeps 500 points unless told; allow as many as the others find.
 OPENCV_DETECTORS = {
@@ -68,7 +69,7 @@ class NetworkDetector:
 
     def __init__(self, network, binary=True, name="network", weights=None, refine_radius=0):
         from zippy_tf._compat import keras, tf
-        from zippy_tf.keypoints.detector import ZippyPoint
+        from zippy_tf.keypoints.detector import KeypointDetector
 
         self.binary = binary
         self.name = name
@@ -78,7 +79,8 @@ class NetworkDetector:
             keras_network = network
             # A compiled graph runs the network ~1.6x faster than eager calls; one trace per image size.
             network = tf.function(lambda images: keras_network(images, training=False), reduce_retracing=True)
-        self.model = ZippyPoint(network, top_k=None, binary=binary, refine_radius=refine_radius)
+        self.model = KeypointDetector(network, top_k=None, binary=binary, refine_radius=refine_radius,
+                                      weights_path=weights)
 
     def __call__(self, image):
         return self.model.detect(image)
@@ -105,26 +107,27 @@ def make_detector(model, *, weights=None, resolution=(320, 240), binary=None, co
         refine_radius: a network's keypoints moved onto Shi-Tomasi corners within this many px (0: off).
     """
     if config is not None and model not in ("zippypoint", "zippypoint-int8"):
-        raise UserError(f"--config applies to zippypoint and zippypoint-int8, not {model!r}; drop it")
+        raise UserError(f"config= applies to zippypoint and zippypoint-int8, not {model!r}; drop it")
     if model in OPENCV_DETECTORS:
         if weights is not None:
-            raise UserError(f"--weights does not apply to the OpenCV detector {model!r}; drop it")
+            raise UserError(f"weights= does not apply to the OpenCV detector {model!r}; drop it")
         if refine_radius:
-            raise UserError(f"--refine_radius applies to networks, not the OpenCV detector {model!r}; drop it")
+            raise UserError(f"refine_radius= applies to networks, not the OpenCV detector {model!r}; drop it")
         return OpenCVDetector(model)
-    binary = (model != "kp2d") if binary is None else binary
+    if binary is None:  # a flatbuffer's descriptors are binary unless said otherwise
+        binary = model not in NETWORK_PRESETS or get_preset(model).descriptors == "binary"
     shape = (None, None, 3) if resolution is None else (_padded(resolution[1]), _padded(resolution[0]), 3)
     if model.endswith(".tflite"):
         if weights is not None:
-            raise UserError("--weights does not apply to a flatbuffer, which carries its own weights; drop it")
+            raise UserError("weights= does not apply to a flatbuffer, which carries its own weights; drop it")
         return NetworkDetector(_flatbuffer_runner(model, shape), binary=binary, name=os.path.basename(model),
                                weights=model, refine_radius=refine_radius)
     if model in NETWORK_PRESETS:
-        from zippy_tf.presets import build_model, get_preset
+        from zippy_tf.presets import build_model
 
         weights = weights or (get_preset(model).shipped_weights if config is None else None)
         if weights is None:
-            warnings.warn(f"model {model!r} has no shipped weights and no --weights was given: its weights are a "
+            warnings.warn(f"model {model!r} has no shipped weights and no weights= was given: its weights are a "
                           "random initialisation", stacklevel=2)
         network = build_model(model, weights=weights, input_shape=shape, config=config)
         return NetworkDetector(network, binary=binary, name=model, weights=weights, refine_radius=refine_radius)
@@ -139,15 +142,15 @@ def parse_detector_entry(text):
     label, _, rest = text.partition("=")
     model, *options = rest.split(",")
     if not label or not model:
-        raise UserError(f"--entry {text!r} is not {usage}")
+        raise UserError(f"entry {text!r} is not {usage}")
     kwargs = {}
     for option in options:
         key, _, value = option.partition("=")
         if key not in ("weights", "config", "refine") or not value:
-            raise UserError(f"--entry {text!r}: unknown option {option!r}; use {usage}")
+            raise UserError(f"entry {text!r}: unknown option {option!r}; use {usage}")
         if key == "refine":
             if not value.isdigit():
-                raise UserError(f"--entry {text!r}: refine={value!r} is not a radius in pixels; use e.g. refine=4")
+                raise UserError(f"entry {text!r}: refine {value!r} is not a radius in pixels; use e.g. refine=4")
             kwargs["refine_radius"] = int(value)
         else:
             kwargs[key] = value
@@ -161,8 +164,8 @@ def _flatbuffer_runner(path, shape):
     runner = FlatbufferRunner(read_flatbuffer(path))
     expected = tuple(runner.input_shape[1:3])
     if shape[0] is not None and expected != shape[:2]:
-        raise UserError(f"flatbuffer {path!r} takes {expected[1]}x{expected[0]} images, not {shape[1]}x{shape[0]}; "
-                        f"pass --resolution {expected[1]}x{expected[0]} or re-export at this resolution")
+        raise UserError(f"flatbuffer {path!r} takes images of width {expected[1]} and height {expected[0]}, not width "
+                        f"{shape[1]} and height {shape[0]}; pass resolution= of its size or re-export it at this one")
     return runner
 
 

@@ -45,7 +45,7 @@ class CandidateEvaluator:
         data: training image folder.
         validation: HPatches-layout validation folder (never the test set).
         output: folder for each candidate's weights (named by a hash of its configuration key).
-        log: the search's :class:`~zippy_tf.search.SearchLog`, where the parent's configuration is read.
+        log: the search's :class:`~zippy_tf.io.RecordLog`, where the parent's configuration is read.
         resolution: (height, width) of training and validation images.
         steps: fine-tuning steps per candidate; batch_size: pairs per step.
         binary: binary (Bin.Norm) descriptors, as ZippyPoint; False for KP2D-style float descriptors.
@@ -67,7 +67,7 @@ class CandidateEvaluator:
 
     def __call__(self, blocks, parent_key):
         from zippy_tf.quantization.macro_block import MacroBlock
-        from zippy_tf.search.log import config_key
+        from zippy_tf.quantization.macro_block import config_key
 
         network = self._network(blocks)
         if parent_key is not None:

@@ -49,9 +49,11 @@ def keypoint_network(blocks, *, input_shape=(240, 320, 3), descriptor_skip=None,
     """
     blocks = as_blocks(blocks)
     by_name = _check(blocks)
+    input_shape = (None, None, 3) if input_shape is None else tuple(input_shape)
     h, w = input_shape[0], input_shape[1]
     if (h is not None and h % CELL) or (w is not None and w % CELL):
-        raise UserError(f"input size {h}x{w} is not a multiple of {CELL}; pad the image (see postprocess.pad_image)")
+        raise UserError(f"input_shape={input_shape} (height {h}, width {w}) is not a multiple of {CELL} in both sides; "
+                        "pass None for any size, or pad the image (see postprocess.pad_image)")
     image = keras.Input(input_shape, name="image")
     x = keras.layers.Rescaling(NORM_SCALE, NORM_OFFSET, name="normalize")(image)
     skip = None
@@ -94,24 +96,28 @@ def zippypoint(*, config=None, input_shape=(240, 320, 3), weights=None, name="zi
 
     Args:
         config: list of :class:`MacroBlock` (or dicts, a JSON path, or "int8"); default: the thesis's config.
-        input_shape: (H, W, 3) with H, W multiples of 8, or None for any size.
-        weights: optional path to weights saved with ``model.save_weights``.
+        input_shape: (H, W, 3) with H, W multiples of 8; None (or None sides) for any size.
+        weights: optional path to weights saved with ``model.save_weights`` (kept as ``model.weights_path``).
     """
     model = keypoint_network(ZIPPYPOINT if config is None else config, input_shape=input_shape, name=name)
     return load_weights(model, weights)
 
 
 def kp2d_baseline(*, input_shape=(240, 320, 3), weights=None, name="kp2d"):
-    """KP2D (Tang et al., ICLR 2020) in full precision: the baseline ZippyPoint is derived from."""
+    """KP2D (Tang et al., ICLR 2020) in full precision: the baseline ZippyPoint is derived from; arguments as
+    :func:`zippypoint`."""
     model = keypoint_network(KP2D, input_shape=input_shape, descriptor_skip=KP2D_SKIP, name=name)
     return load_weights(model, weights)
 
 
 def load_weights(model, weights):
+    """Loads ``weights`` (a path, or None for none) into ``model`` and records the path as ``model.weights_path``, so
+    a detector can say which weights it runs."""
+    model.weights_path = None if weights is None else str(weights)
     if weights is None:
         return model
     if not os.path.exists(weights) and not os.path.exists(f"{weights}.index"):
-        raise UserError(f"weights file {weights!r} does not exist; check --weights")
+        raise UserError(f"weights={str(weights)!r} does not exist; pass the path of a weights file")
     try:
         with readable_weights(weights) as readable:
             model.load_weights(readable)

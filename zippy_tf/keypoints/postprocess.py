@@ -11,14 +11,15 @@ from zippy_tf.errors import UserError
 from zippy_tf.quantization.binary_norm import top_k_binarize
 
 
-def pad_image(image, multiple=8, value=127.5):
-    """Pads an (H, W, 3) image to multiples of ``multiple`` with mid-grey (zero after normalisation), split as
-    floor/ceil around the image like the reference. Returns (padded float32 image, (top, left) offset)."""
+def pad_image(image, multiple=8, value=127.5, min_side=0):
+    """Pads an (H, W, 3) image to multiples of ``multiple`` (and at least ``min_side``) with mid-grey (zero after
+    normalisation), split as floor/ceil around the image like the reference. Returns (padded float32 image,
+    (top, left) offset)."""
     image = np.asarray(image)
     if image.ndim != 3 or image.shape[-1] != 3:
         raise UserError(f"expected an (H, W, 3) image, got shape {image.shape}; convert grey images to 3 channels")
     h, w = image.shape[:2]
-    dh, dw = -h % multiple, -w % multiple
+    dh, dw = (max(-side % multiple, -(-min_side // multiple) * multiple - side) for side in (h, w))
     top, left = dh // 2, dw // 2
     padded = np.pad(image.astype(np.float32), ((top, dh - top), (left, dw - left), (0, 0)), constant_values=value)
     return padded, (top, left)

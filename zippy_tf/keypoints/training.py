@@ -206,7 +206,7 @@ def _restore(checkpoint, path):
             status.expect_partial()  # the failure is reported below; no second warning when the status is dropped
         first = (str(e).strip().splitlines() or [type(e).__name__])[0]
         raise UserError(f"checkpoint {path!r} does not fit this model ({first[:160]}); resume with the same model "
-                        "and --config, or use a new --output")
+                        "and config=, or use a new output=")
 
 
 def _architecture(trainer):
@@ -225,7 +225,7 @@ def _check_architecture(trainer, path):
     if theirs != ours:
         raise UserError(f"checkpoints in {os.path.dirname(path)!r} are from model {theirs['model']!r} with other "
                         f"weights than {ours['model']!r}; they do not fit this model: resume with the same model and "
-                        "--config, or use a new --output")
+                        "config=, or use a new output=")
 
 
 def fit_keypoints(trainer, dataset, *, output, epochs, steps_per_epoch=None, resume=False, learning_rate=1e-3,
@@ -245,7 +245,7 @@ def fit_keypoints(trainer, dataset, *, output, epochs, steps_per_epoch=None, res
     manager = tf.train.CheckpointManager(checkpoint, folder, max_to_keep=2)
     history = {}
     if manager.latest_checkpoint and not resume:
-        raise UserError(f"{folder!r} already holds checkpoints; pass --resume to continue or use a new --output")
+        raise UserError(f"{folder!r} already holds checkpoints; pass resume=True to continue or use a new output=")
     architecture_path = os.path.join(folder, "architecture.json")
     if manager.latest_checkpoint:
         _check_architecture(trainer, architecture_path)
@@ -274,7 +274,7 @@ def fit_keypoints(trainer, dataset, *, output, epochs, steps_per_epoch=None, res
                             "rate or check the data")
         _restore(checkpoint, manager.latest_checkpoint)
         raise UserError(f"{where}; training stopped and the last good checkpoint (epoch {int(epoch.numpy())}) is "
-                        f"kept in {folder!r}: lower the learning rate or check the data, then rerun with --resume")
+                        f"kept in {folder!r}: lower the learning rate or check the data, then rerun with resume=True")
     return {"history": history, "steps": int(trainer.optimizer.iterations.numpy()) - steps_before,
             "seconds": time.perf_counter() - start}
 

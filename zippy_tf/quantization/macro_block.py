@@ -110,4 +110,10 @@ def blocks_from_json(text):
     return blocks
 
 
-__all__ = ["MacroBlock", "POOLINGS", "PRECISIONS", "ROLES", "ROLE_CANDIDATES", "blocks_from_json", "blocks_to_json"]
+def config_key(blocks):
+    """A stable identity of a configuration: the searched choice of every block, in order."""
+    return "|".join(f"{b.name}={b.choice}" for b in blocks)
+
+
+__all__ = ["MacroBlock", "POOLINGS", "PRECISIONS", "ROLES", "ROLE_CANDIDATES", "blocks_from_json", "blocks_to_json",
+           "config_key"]

@@ -11,8 +11,7 @@ import os
 import time
 
 from zippy_tf.errors import UserError
-from zippy_tf.quantization.macro_block import ROLE_CANDIDATES
-from zippy_tf.search.log import config_key
+from zippy_tf.quantization.macro_block import ROLE_CANDIDATES, config_key
 
 
 @dataclasses.dataclass
@@ -42,14 +41,15 @@ def traverse(blocks, *, evaluate, cost, log, budget, candidates=None, only=None,
         evaluate: ``evaluate(blocks, parent_key) -> float`` (higher is better), e.g. fine-tune from the parent
             configuration's weights for a few hundred steps and return the validation metric.
         cost: a cost model, ``cost(blocks) -> float`` with a ``name`` (see ``cost_models``).
-        log: a :class:`~zippy_tf.search.log.SearchLog`; logged candidates are reused, never re-evaluated.
+        log: a :class:`~zippy_tf.io.RecordLog` keyed by :func:`~zippy_tf.quantization.macro_block.config_key`;
+            logged candidates are reused, never re-evaluated.
         budget: allowed relative metric drop in (0, 1) with respect to the starting configuration.
         candidates: {role: choices}; default: the thesis's candidate sets.
         only: names of the blocks to search (the others keep their choice); default: all.
         progress: optional callable(record) called after each candidate.
     """
     if not 0.0 < budget < 1.0:
-        raise UserError(f"--budget must be in (0, 1) (an allowed relative metric drop), got {budget}")
+        raise UserError(f"budget={budget} must be in (0, 1) (an allowed relative metric drop)")
     table = candidates or ROLE_CANDIDATES
     unknown = set(only or ()) - {b.name for b in blocks}
     if unknown:

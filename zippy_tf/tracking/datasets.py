@@ -206,10 +206,10 @@ def load_sequences(root, fmt):
     if fmt not in READERS:
         raise UserError(f"unknown tracking data format {fmt!r}; choose one of: {', '.join(FORMATS)}")
     if not os.path.isdir(root):
-        raise UserError(f"tracking data folder {root!r} does not exist; check --data")
+        raise UserError(f"tracking data folder {root!r} does not exist; check data=")
     sequences = READERS[fmt](root)
     if not sequences:
-        raise UserError(f"no {fmt} sequences found in {root!r}; check --data and --format")
+        raise UserError(f"no {fmt} sequences found in {root!r}; check data= and format=")
     return sequences
 
 

@@ -27,12 +27,12 @@ def build_network(name, weights=None):
     if name not in presets.PRESETS:
         raise UserError(
             f"tracker {name!r} needs the {name!r} model preset, which this version does not have yet; "
-            f"use --tracker {', '.join(OPENCV_TRACKERS)}"
+            f"use one of the OpenCV trackers: {', '.join(OPENCV_TRACKERS)}"
         )
     if weights is not None and not os.path.isfile(weights):
-        raise UserError(f"weights file {weights!r} does not exist; check --weights")
+        raise UserError(f"weights={weights!r} does not exist; pass the path of a tracker weights file")
     if weights is None and presets.PRESETS[name].shipped_weights is None:
-        raise UserError(f"no shipped weights for {name!r} in {presets.MODELS_DIR / name}; pass --weights PATH "
+        raise UserError(f"no shipped weights for {name!r} in {presets.MODELS_DIR / name}; pass weights=PATH "
                         f"(train them with `zippy-tf train {name}`)")
     network = presets.build_model(name, weights=weights)
     if not (hasattr(network, "template_net") and hasattr(network, "search_net")):
@@ -52,11 +52,11 @@ def tracker_factory(name, weights=None, hyperparameters=None, runtime="keras"):
 
     from zippy_tf.tracking.export import exported_network
     from zippy_tf.tracking.tracker import Tracker
-    from zippy_tf.tracking.tuning import RUNTIMES, shipped_hyperparameters
+    from zippy_tf.tracking.hyperparameters import RUNTIMES, shipped_hyperparameters
 
     if name in OPENCV_TRACKERS:
         if weights is not None or hyperparameters is not None or runtime != "keras":
-            raise UserError(f"--weights, --hyperparameters and --runtime do not apply to the OpenCV tracker {name!r}; "
+            raise UserError(f"weights=, hyperparameters= and runtime= do not apply to the OpenCV tracker {name!r}; "
                             "drop them")
         return lambda: OpenCVTracker(name)
     if name not in NEURAL_TRACKERS:

@@ -63,7 +63,7 @@ def export_tracker(network, fmt, output_path, *, calibration_count=8):
     """
     if fmt not in TRACKER_FORMATS:
         raise UserError(f"a tracker exports as {' or '.join(TRACKER_FORMATS)}, not {fmt!r}: it has no binary layers "
-                        "for LCE; pass --format fp32 or --format int8")
+                        "for LCE; pass format='fp32' or format='int8'")
     paths = branch_paths(output_path)
     for path in paths:
         check_output_path(path)

@@ -52,11 +52,13 @@ class TrackerNetwork:
         template_net: template image → template features (run once per sequence).
         search_net: [search image, template features] → {"cls", "reg"} (run every frame).
         config: the keyword arguments of :func:`build_tracker_network` (JSON-safe).
+        weights_path: the weights file last loaded (None: as initialised).
     """
 
     template_net: keras.Model
     search_net: keras.Model
     config: dict
+    weights_path: str = None
 
     @property
     def stride(self):
@@ -101,7 +103,7 @@ class TrackerNetwork:
 
     def load_weights(self, path):
         if not os.path.isfile(path):
-            raise UserError(f"tracker weights {path!r} do not exist; check --weights")
+            raise UserError(f"weights={str(path)!r} does not exist; pass the path of a tracker weights file")
         try:
             with self._every_layer_trainable(), readable_weights(path) as readable:
                 self.pair_model().load_weights(readable)
@@ -109,6 +111,7 @@ class TrackerNetwork:
             first = (str(e).strip().splitlines() or [type(e).__name__])[0]
             raise UserError(f"tracker weights {path!r} do not fit the {self.config['head']!r} head ({first[:160]}); "
                             "pass weights saved from the same tracker (ettrack, lighttrack or attention)")
+        self.weights_path = str(path)
         return self
 
 

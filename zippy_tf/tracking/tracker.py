@@ -6,10 +6,13 @@ flatbuffers next to a TFLite interpreter (:class:`FlatbufferNetwork`). Interface
 (x, y, w, h) in pixels.
 """
 
+import logging
+
 import numpy as np
 
 from zippy_tf.errors import UserError
 from zippy_tf.tracking.crops import as_bgr, check_initial_box, context_size, crop_and_resize
+from zippy_tf.tracking.hyperparameters import shipped_hyperparameters
 
 # Below this target-area / frame-area ratio the search region grows to ``small_target_search_size`` (reference).
 SMALL_TARGET_AREA_RATIO = 0.004
@@ -61,8 +64,11 @@ class Tracker:
             themselves. (The OpenCV wrapper reports OpenCV's previous box instead, since OpenCV's box is
             meaningless on failure.)
 
+    Attributes:
+        weights_path: the weights file the network runs (None: unknown, e.g. a flatbuffer, or untrained).
+
     Example:
-        >>> tracker = Tracker(network)
+        >>> tracker = Tracker.from_preset("ettrack")
         >>> tracker.init(first_frame, (x, y, w, h))
         >>> ok, box = tracker.update(next_frame)
     """
@@ -79,8 +85,36 @@ class Tracker:
         self.lr = lr
         self.context_amount = context_amount
         self.failure_threshold = failure_threshold
+        self.weights_path = getattr(network, "weights_path", None)
         self._windows = {}
         self.center = self.size = None
+
+    def __repr__(self):
+        return (f"Tracker(weights_path={self.weights_path!r}, penalty_k={self.penalty_k}, "
+                f"window_influence={self.window_influence}, lr={self.lr}, search_size={self.search_size})")
+
+    @classmethod
+    def from_preset(cls, name, *, weights=None, **kwargs):
+        """The tracker of preset ``name`` ("ettrack", "lighttrack", "attention") on its Keras network with the
+        shipped weights and the hyper-parameters tuned for them (``models/<name>/tracker.json``).
+
+        Args:
+            name: a tracking preset of ``zippy_tf.presets.PRESETS``.
+            weights: other weights (a path); then the reference hyper-parameters apply unless given.
+            **kwargs: the tracker's arguments (e.g. ``lr=0.3``), over the tuned ones.
+        """
+        from zippy_tf import presets
+
+        preset = presets.get_preset(name)
+        if preset.task != "tracking":
+            raise UserError(f"preset {name!r} is a {preset.task} model; use "
+                            "zippy_tf.keypoints.KeypointDetector.from_preset")
+        network = presets.load(name, weights=weights)
+        tuned = shipped_hyperparameters(name, "keras") if weights is None else {}
+        tracker = cls.for_network(network, **{**tuned, **kwargs})
+        logging.getLogger(__name__).info("%s: weights %s, hyper-parameters %s", name, tracker.weights_path,
+                                         {**tuned, **kwargs})
+        return tracker
 
     @classmethod
     def for_network(cls, network, **kwargs):

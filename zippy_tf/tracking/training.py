@@ -217,16 +217,16 @@ def fit_tracker(trainer, dataset, *, output, epochs, steps_per_epoch, resume=Fal
     checkpoint = tf.train.Checkpoint(trainer=trainer, optimizer=trainer.optimizer, epoch=epoch)
     manager = tf.train.CheckpointManager(checkpoint, folder, max_to_keep=2)
     if manager.latest_checkpoint and not resume:
-        raise UserError(f"{folder!r} already holds checkpoints; pass --resume to continue or pick a new --output")
+        raise UserError(f"{folder!r} already holds checkpoints; pass resume=True to continue or pick a new output=")
     if resume and not manager.latest_checkpoint:
-        raise UserError(f"no checkpoint in {folder!r} to resume from; drop --resume to start a new run")
+        raise UserError(f"no checkpoint in {folder!r} to resume from; drop resume=True to start a new run")
     if manager.latest_checkpoint:
         try:
             checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
         except (AssertionError, ValueError, tf.errors.OpError) as e:
             first = (str(e).strip().splitlines() or [type(e).__name__])[0]
             raise UserError(f"checkpoint in {folder!r} does not fit this tracker ({first[:160]}); resume with the "
-                            "same tracker, or pick a new --output")
+                            "same tracker, or pick a new output=")
     schedule = learning_rate or (lambda e: reference_learning_rate(e, epochs=epochs))
     guard = _EpochGuard(manager, epoch, os.path.join(output, "weights.h5"))
     callbacks = [keras.callbacks.LearningRateScheduler(schedule), guard,
@@ -239,7 +239,7 @@ def fit_tracker(trainer, dataset, *, output, epochs, steps_per_epoch, resume=Fal
         kept = (f"the last good checkpoint (epoch {int(epoch.numpy())}) and weights are kept in {output!r}"
                 if manager.latest_checkpoint else "no epoch had finished, so nothing was saved")
         raise UserError(f"loss became NaN/inf in epoch {guard.failed_at[0]}, batch {guard.failed_at[1]}; {kept}: "
-                        "lower --learning_rate or check the data, then rerun with --resume")
+                        "lower learning_rate= or check the data, then rerun with resume=True")
     return {"epochs_done": int(epoch.numpy()), "history": {k: [float(v) for v in vals]
                                                              for k, vals in history.history.items()},
             "weights": os.path.join(output, "weights.h5"), "checkpoint": manager.latest_checkpoint}
