@@ -3,6 +3,8 @@
 (Named test_rcm_layers.py: tests/ has no packages, so a second test_layers.py would clash with quantization's.)
 """
 
+import textwrap
+
 import numpy as np
 import pytest
 from rcm_testing import randomize
@@ -117,3 +119,19 @@ def test_bad_input():
         ReparamConv2D(keras.layers.Conv2D(4, 3))
     with pytest.raises(UserError, match="odd kernel_size"):
         ParallelResidualAdapter(FilterBank(4, 2))
+
+
+def test_module_docstring_example_runs_and_trains_one_task_only():
+    from zippy_tf.multitask import layers
+
+    example = layers.__doc__.split("two tasks, one filter bank)::")[1].split("\n\n", 1)[1].split("\nA layer's")[0]
+    namespace = {}
+    exec(textwrap.dedent(example), namespace)  # noqa: S102 (our own docstring)
+    models = namespace["models"]
+    depth, semseg = models["depth"], models["semseg"]
+    assert not {v.ref() for v in depth.trainable_weights} & {v.ref() for v in semseg.trainable_weights}
+    x = np.random.default_rng(0).normal(size=(2, 64, 64, 3)).astype(np.float32)
+    before = semseg(x).numpy()
+    depth.compile(keras.optimizers.SGD(0.1), "mse")
+    depth.fit(x, np.ones((2, 64, 64, 1), np.float32), verbose=0)
+    np.testing.assert_array_equal(semseg(x).numpy(), before)
