@@ -292,9 +292,9 @@ def build_multitask(config, encoder=None, ri_images=None):
         config: a :class:`MultiTaskConfig`.
         encoder: a pretrained plain encoder from :func:`zippy_tf.multitask.resnet.resnet` (same backbone and width);
             its weights initialise every task's encoder path (ASPP, decoder and heads start from N(0, 0.01)).
-            None: Keras's initialisers (filter banks random and frozen: for tests).
+            None: Keras's initialisers (filter banks random and frozen), for tests or before loading weights.
         ri_images: (N, H, W, 3) float images (normalised like the training images) for Response Initialization;
-            required by rc_ri and rcm.
+            required with ``encoder`` by rc_ri and rcm.
 
     Returns:
         a :class:`MultiTaskNetwork`.
