@@ -1,6 +1,11 @@
 """CompL's joint model: the single-pass joint step, momentum encoder and banks in fit, modes, label fractions,
 deployment."""
 
+import json
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -9,54 +14,14 @@ from zippy_tf.errors import UserError
 from zippy_tf.export.convert import convert
 from zippy_tf.export.flatbuffer import op_census
 from zippy_tf.multitask.compl import (
-    CompLModel, compl_splits, deployable, label_subset, supervised_head, target_model,
+    CompLModel, compl_splits, deployable, label_subset, supervised_head, target_model, task_target_loss,
 )
 from zippy_tf.multitask.ssl import SSL_WEIGHTS
-from zippy_tf.multitask.views import ViewConfig, joint_dataset, ssl_dataset
+from zippy_tf.multitask.views import ViewConfig, folder_images, joint_dataset, ssl_dataset
 
-SIZE, BATCH, IMAGES = 16, 2, 6
-SSL_SIZE = 6
-
-
-def tiny_trunk(seed=0):
-    """Image → stride-4, 8-channel feature map; GroupNorm keeps the samples of a batch independent."""
-    init = keras.initializers.GlorotUniform(seed)
-    image = keras.Input((SIZE, SIZE, 3))
-    x = keras.layers.Conv2D(8, 3, strides=2, padding="same", kernel_initializer=init)(image / 255.0)
-    x = keras.layers.GroupNormalization(groups=2)(x)
-    x = keras.layers.Conv2D(8, 3, strides=2, padding="same", activation="relu", kernel_initializer=init)(x)
-    return keras.Model(image, x, name="trunk")
-
-
-def depth_loss(labels, predictions):
-    """Per-sample L1, the shape of the RCM depth loss."""
-    return tf.reduce_mean(tf.abs(labels - predictions), axis=[1, 2, 3])
-
-
-def build(ssl="none", seed=0, **kwargs):
-    trunk = tiny_trunk(seed)
-    kwargs.setdefault("ssl_size", SSL_SIZE if ssl in ("moco", "densecl") else None)
-    return CompLModel(trunk, supervised_head(trunk.output_shape[1:], 1, (SIZE, SIZE)), depth_loss, ssl=ssl,
-                      embedding=8, hidden=8, grid=2, **kwargs)
-
-
-def supervised_batch(seed=0):
-    rng = np.random.default_rng(seed)
-    return (tf.constant(rng.uniform(0, 255, (BATCH, SIZE, SIZE, 3)).astype(np.float32)),
-            tf.constant(rng.uniform(0, 1, (BATCH, SIZE, SIZE, 1)).astype(np.float32)))
-
-
-def ssl_batch(ssl, seed=1):
-    rng = np.random.default_rng(seed)
-    views = lambda: tf.constant(rng.uniform(0, 255, (BATCH, SIZE, SIZE, 3)).astype(np.float32))  # noqa: E731
-    if ssl == "rotation":
-        return {"query": views(), "rotation": tf.constant([1, 3])}
-    return {"query": views(), "key": views(), "index": tf.constant([4, 1])}
-
-
-def joint(ssl, steps=1):
-    element = (supervised_batch(), ssl_batch(ssl))
-    return tf.data.Dataset.from_tensors(element).repeat(steps)
+from compl_testing import (
+    BATCH, IMAGES, SIZE, SSL_SIZE, build, depth_loss, joint, ssl_batch, supervised_batch, tiny_trunk,
+)
 
 
 def weights(variables):
@@ -107,6 +72,25 @@ def test_bad_configurations_are_user_errors(kwargs, message):
         build(**kwargs)
 
 
+def test_unknown_target_task_is_a_user_error():
+    with pytest.raises(UserError, match="unknown task 'height'"):
+        task_target_loss("height")
+
+
+def test_task_target_loss_reads_the_pipeline_label_dict():
+    depth = tf.constant(np.random.default_rng(0).uniform(0.5, 2.0, (2, 4, 4, 1)).astype(np.float32))
+    loss = task_target_loss("depth")
+    assert float(loss({"depth": depth, "semseg": tf.zeros((2, 4, 4))}, depth + 0.25)) == pytest.approx(0.25)
+    assert float(loss(depth, depth - 0.5)) == pytest.approx(0.5)
+
+
+def test_unit_supervised_head_gives_unit_normals():
+    head = supervised_head((4, 4, 8), 3, (16, 16), unit=True)
+    normals = head(tf.random.stateless_normal((2, 4, 4, 8), (0, 1))).numpy()
+    assert normals.shape == (2, 16, 16, 3)
+    np.testing.assert_allclose(np.linalg.norm(normals, axis=-1), 1.0, rtol=1e-5)
+
+
 def test_target_modes_need_a_target_loss():
     trunk = tiny_trunk()
     with pytest.raises(UserError, match="pass target_loss"):
@@ -122,7 +106,8 @@ def test_default_ssl_weights_are_the_thesis_lambdas():
 
 @pytest.mark.parametrize("ssl", ["rotation", "moco", "densecl"])
 def test_joint_step_gradient_is_the_sum_of_the_two_losses_gradients(ssl):
-    model = build(ssl)
+    decay = 0.01
+    model = build(ssl, weight_decay=decay)
     learning_rate = 0.5
     model.compile(keras.optimizers.SGD(learning_rate))
     (images, labels), batch = supervised_batch(), ssl_batch(ssl)
@@ -140,8 +125,8 @@ def test_joint_step_gradient_is_the_sum_of_the_two_losses_gradients(ssl):
     np.testing.assert_allclose(logs["loss"][0], float(target) + model.ssl_weight * float(auxiliary), rtol=1e-5)
     for variable, start, g_target, g_ssl in zip(variables, before, target_gradients, ssl_gradients):
         expected = sum(g for g in (g_target, None if g_ssl is None else model.ssl_weight * g_ssl) if g is not None)
-        np.testing.assert_allclose(start - variable.numpy(), learning_rate * expected, rtol=1e-4, atol=1e-7,
-                                   err_msg=variable.name)
+        np.testing.assert_allclose(start - variable.numpy(), learning_rate * (expected + decay * start), rtol=1e-4,
+                                   atol=1e-7, err_msg=variable.name)
     assert all(g is not None for g in ssl_gradients[-len(model.ssl_head.trainable_weights):])
 
 
@@ -166,6 +151,16 @@ def test_momentum_encoder_and_banks_after_a_step(ssl):
         np.testing.assert_allclose(bank.numpy()[index], written, rtol=1e-5, atol=1e-6)
         untouched = np.setdiff1d(np.arange(SSL_SIZE), index)
         np.testing.assert_array_equal(bank.numpy()[untouched], start[untouched])
+
+
+def test_sync_momentum_encoder_copies_weights_loaded_later():
+    model = build("moco")
+    model.trunk.set_weights([w + 1.0 for w in model.trunk.get_weights()])  # e.g. an ImageNet initialisation
+    batch = ssl_batch("moco")
+    online = model.ssl_head(model.trunk(batch["key"]))["global"]
+    assert not np.allclose(model.momentum_keys(batch)["global"], online)
+    model.sync_momentum_encoder()
+    np.testing.assert_allclose(model.momentum_keys(batch)["global"], online, rtol=1e-6)
 
 
 def test_momentum_encoder_is_not_trained():
@@ -218,6 +213,18 @@ def test_fit_under_a_mirrored_strategy(ssl):
     history = model.fit(_dataset(ssl), epochs=1, steps_per_epoch=2, verbose=0).history
     assert np.isfinite(history["loss"][0])
     assert any(np.any(a != b.numpy()) for a, b in zip(start, model.trainable_variables))
+
+
+def test_two_replicas_match_one_device():
+    """A joint step under a two-replica MirroredStrategy (two logical CPUs) equals one on one device: the gradients,
+    the momentum encoder and the banks (each replica writes every replica's keys)."""
+    script = os.path.join(os.path.dirname(__file__), "compl_mirrored.py")
+    run = subprocess.run([sys.executable, script, "densecl"], capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-2000:]
+    result = json.loads(run.stdout.strip().splitlines()[-1])
+    assert result["replicas"] == 2
+    assert result["mirrored_loss"] == pytest.approx(result["single_loss"], rel=1e-5)
+    assert result["weight_diff"] < 1e-5 * result["weight_change"]
 
 
 # -- transfer: SSL pre-training, then target fine-tuning or joint training ---------------------------------------
@@ -284,18 +291,25 @@ def test_deployable_is_the_single_task_network(ssl):
     assert "FULLY_CONNECTED" not in deployed_ops["ops"]  # no projection or rotation head left
 
 
-def test_deeplab_trunk_integration():
-    deeplab = pytest.importorskip("zippy_tf.multitask.deeplab", reason="the DeepLabv3+ builder is not in the tree")
-    if not hasattr(deeplab, "deeplab_trunk"):
-        pytest.skip("zippy_tf.multitask.deeplab has no deeplab_trunk")
-    trunk = deeplab.deeplab_trunk(backbone="resnet18", norm="group", input_shape=(32, 32, 3))
-    model = CompLModel(trunk, supervised_head(trunk.output_shape[1:], 1, (32, 32)), depth_loss, ssl="densecl",
-                       ssl_size=4, grid=4)
-    model.compile(keras.optimizers.SGD(0.001))
-    rng = np.random.default_rng(0)
-    images = rng.uniform(0, 255, (4, 32, 32, 3)).astype(np.float32)
-    supervised = tf.data.Dataset.from_tensor_slices((images, rng.random((4, 32, 32, 1), np.float32))).batch(2)
-    views = ssl_dataset(tf.data.Dataset.from_tensor_slices(images), "densecl", batch_size=2, views=ViewConfig(offset=2))
+def test_compl_on_the_deeplab_trunk_and_the_multitask_pipeline(tmp_path):
+    """End to end on a generated NYUD-layout set: DeepLabv3+ ResNet-18 GroupNorm trunk, the RCM depth loss and
+    supervised pipeline, DenseCL on every image; then the deployed single-task network."""
+    from zippy_tf.data.multitask import split_ids
+    from zippy_tf.data.multitask_generate import write_nyud_like
+    from zippy_tf.data.multitask_pipeline import multitask_dataset
+    from zippy_tf.multitask.deeplab import deeplab_trunk
+
+    root = write_nyud_like(str(tmp_path / "nyud"), 4, 1, size=(32, 32))
+    ssl_ids = split_ids(root, "nyud", "train")
+    supervised = multitask_dataset(root, "nyud", "train", ("depth",), crop_size=(32, 32), augment=True, batch_size=2)
+    views = ssl_dataset(folder_images(root, "nyud", ssl_ids), "densecl", batch_size=2, views=ViewConfig(offset=2))
+    trunk = deeplab_trunk(backbone="resnet18", norm="group", input_shape=(32, 32, 3), width=0.25)
+    model = CompLModel(trunk, supervised_head(trunk.output_shape[1:], 1, (32, 32)), task_target_loss("depth"),
+                       ssl="densecl", ssl_size=len(ssl_ids), grid=4, embedding=16, hidden=32)
+    model.compile(keras.optimizers.SGD(0.001, momentum=0.9), run_eagerly=True)  # tracing takes 10× a step here
     history = model.fit(joint_dataset(supervised.repeat(), views), epochs=1, steps_per_epoch=1, verbose=0).history
-    assert np.isfinite(history["loss"][0])
-    assert deployable(model).count_params() == trunk.count_params() + model.target_head.count_params()
+    assert np.isfinite(history["loss"][0]) and np.isfinite(history["ssl_loss"][0])
+    deployed = deployable(model)
+    assert deployed.count_params() == trunk.count_params() + model.target_head.count_params()
+    images = next(iter(supervised))[0]
+    np.testing.assert_allclose(deployed(images), model(images), rtol=1e-6)

@@ -4,13 +4,15 @@ import numpy as np
 import pytest
 
 from zippy_tf import keras, tf
+from zippy_tf.data.multitask_generate import write_nyud_like
+from zippy_tf.data.multitask_pipeline import normalize_image
 from zippy_tf.errors import UserError
 from zippy_tf.multitask.ssl import (
     GridPooling, check_ssl, dense_positives, densecl_loss, info_nce, momentum_update, rotate, rotation_loss, ssl_head,
     update_bank,
 )
 from zippy_tf.multitask.views import (
-    VIEW_PRESETS, ViewConfig, gaussian_blur, offset_crop_pair, ssl_dataset, ssl_views,
+    VIEW_PRESETS, ViewConfig, folder_images, gaussian_blur, offset_crop_pair, ssl_dataset, ssl_views,
 )
 
 TAU = 0.4
@@ -48,7 +50,7 @@ def test_rotate_keeps_the_size_of_non_square_images():
 
 def test_rotation_views_label_the_turn_they_apply():
     image = np.random.default_rng(1).random((8, 8, 3)).astype(np.float32) * 255
-    plain = ViewConfig(offset=0, scale=1.0, strength=0.0, blur_probability=0.0, flip_probability=0.0)
+    plain = ViewConfig(offset=0, scale=1.0, strength=0.0, blur_probability=0.0, flip_probability=0.0, normalize=False)
     seen = set()
     for draw in range(24):
         sample = ssl_views("rotation", tf.constant(image), 0, plain, tf.constant([draw, 7]))
@@ -56,6 +58,16 @@ def test_rotation_views_label_the_turn_they_apply():
         seen.add(turns)
         np.testing.assert_allclose(sample["query"], np.rot90(image, turns, axes=(0, 1)), rtol=1e-6)
     assert seen == {0, 1, 2, 3}
+
+
+@pytest.mark.parametrize("ssl", ["rotation", "densecl"])
+def test_views_are_imagenet_normalised_like_the_supervised_images(ssl):
+    image = tf.constant(np.random.default_rng(2).uniform(0, 255, (12, 12, 3)).astype(np.float32))
+    seed = tf.constant([3, 4])
+    raw = ssl_views(ssl, image, 0, ViewConfig(offset=2, normalize=False), seed)
+    normalised = ssl_views(ssl, image, 0, ViewConfig(offset=2), seed)
+    for name in ("query", "key") if ssl == "densecl" else ("query",):
+        np.testing.assert_allclose(normalised[name], normalize_image(raw[name]), rtol=1e-5, atol=1e-5)
 
 
 def test_rotation_loss_is_cross_entropy():
@@ -251,3 +263,14 @@ def test_ssl_dataset_bad_inputs_are_user_errors():
         ssl_dataset(images, "moco", batch_size=4)
     with pytest.raises(UserError, match="ssl 'none' has no views"):
         ssl_dataset(images, "none", batch_size=2)
+
+
+def test_folder_images_read_a_split_in_order(tmp_path):
+    root = write_nyud_like(str(tmp_path / "nyud"), 3, 1, size=(12, 16))
+    images = list(folder_images(root, "nyud", ["000002", "000000"]).as_numpy_iterator())
+    assert [i.shape for i in images] == [(12, 16, 3)] * 2 and images[0].dtype == np.uint8
+    assert not np.array_equal(images[0], images[1])
+    resized = next(iter(folder_images(root, "nyud", ["000002"], size=(8, 8))))
+    assert resized.shape == (8, 8, 3)
+    with pytest.raises(UserError, match="is missing"):
+        folder_images(root, "nyud", ["000009"])

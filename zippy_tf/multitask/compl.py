@@ -18,12 +18,15 @@ import numpy as np
 
 from zippy_tf._compat import Trainer, keras, tf
 from zippy_tf.errors import UserError
+from zippy_tf.multitask.layers import L2Normalize
+from zippy_tf.multitask.losses import task_loss
 from zippy_tf.multitask.ssl import (
     CONTRASTIVE, DENSE_GRID, DENSE_WEIGHT, EMBEDDING, HIDDEN, MOMENTUM, SSL_WEIGHTS, TEMPERATURE, bank_initializer,
     check_ssl, densecl_loss, info_nce, momentum_update, rotation_loss, ssl_head, update_bank,
 )
 
 MODES = ("joint", "ssl", "target")
+WEIGHT_DECAY = 1e-4  # SGD's, coupled as PyTorch's (B2)
 SSL_KEYS = {"rotation": ("query", "rotation"), "moco": ("query", "key", "index"), "densecl": ("query", "key", "index")}
 
 
@@ -53,12 +56,25 @@ def compl_splits(ids, fraction, *, seed=0, same_subset=False):
     return labelled, (labelled if same_subset else sorted(set(ids)))
 
 
-def supervised_head(feature_shape, outputs, image_size, *, name="target_head"):
+def supervised_head(feature_shape, outputs, image_size, *, unit=False, name="target_head"):
     """The CompL target head (B2): a 1 × 1 convolution with bias to ``outputs`` channels, resized bilinearly to
-    ``image_size`` (height, width)."""
+    ``image_size`` (height, width); ``unit``: then L2-normalised over the channels (surface normals)."""
     features = keras.Input(feature_shape)
-    logits = keras.layers.Conv2D(outputs, 1, name="prediction")(features)
-    return keras.Model(features, keras.layers.Resizing(*image_size, name="upsample")(logits), name=name)
+    x = keras.layers.Conv2D(outputs, 1, name="prediction")(features)
+    x = keras.layers.Resizing(*image_size, name="upsample")(x)
+    return keras.Model(features, L2Normalize(name="unit")(x) if unit else x, name=name)
+
+
+def task_target_loss(task):
+    """The target loss of an RCM task ("depth", "semseg", "normals", "edge", ...; :mod:`zippy_tf.multitask.losses`)
+    as ``(labels, predictions) → scalar``; labels may be the multi-task pipeline's ``{task: tensor}`` dict.
+    Unweighted: CompL's reference weighs the target task 1."""
+    loss = task_loss(task)
+
+    def target_loss(labels, predictions):
+        return loss(labels[task] if isinstance(labels, dict) else labels, predictions)
+
+    return target_loss
 
 
 def target_model(trunk, target_head, *, name="target_model"):
@@ -123,11 +139,12 @@ class CompLModel(Trainer):
         grid: DenseCL grid side S (8 for NYUD depth, 32 for VOC semseg).
         dense_weight: w of DenseCL's (1 − w)·global + w·dense (0.7).
         momentum: EMA momentum of the momentum encoder (0.999).
+        weight_decay: L2 coefficient added to the gradients of the trained variables (PyTorch's coupled SGD decay).
         seed: seed of the memory banks' random start.
 
     Example:
-        >>> model = CompLModel(trunk, supervised_head(trunk.output_shape[1:], 1, (32, 32)), depth_loss,
-        ...                    ssl="densecl", ssl_size=795)
+        >>> model = CompLModel(trunk, supervised_head(trunk.output_shape[1:], 1, (425, 560)),
+        ...                    task_target_loss("depth"), ssl="densecl", ssl_size=795)
         >>> model.compile(keras.optimizers.SGD(0.005, momentum=0.9))
         >>> model.fit(joint_dataset(supervised, ssl_dataset(images, "densecl", batch_size=8)), steps_per_epoch=100)
         >>> deployable(model)  # trunk + target head only
@@ -135,12 +152,14 @@ class CompLModel(Trainer):
 
     def __init__(self, trunk, target_head, target_loss=None, *, ssl="none", ssl_weight=None, mode=None,
                  ssl_size=None, bank_size=None, temperature=TEMPERATURE, embedding=EMBEDDING, hidden=HIDDEN,
-                 grid=DENSE_GRID, dense_weight=DENSE_WEIGHT, momentum=MOMENTUM, seed=0, **kwargs):
+                 grid=DENSE_GRID, dense_weight=DENSE_WEIGHT, momentum=MOMENTUM, weight_decay=WEIGHT_DECAY, seed=0,
+                 **kwargs):
         super().__init__(name=kwargs.pop("name", "compl"), **kwargs)
         self.ssl = check_ssl(ssl)
         self.trunk, self.target_head, self.target_loss = trunk, target_head, target_loss
         self.ssl_weight = SSL_WEIGHTS[ssl] if ssl_weight is None else float(ssl_weight)
         self.temperature, self.dense_weight, self.momentum = float(temperature), float(dense_weight), float(momentum)
+        self.weight_decay = float(weight_decay)
         if ssl != "none":
             self.ssl_head = ssl_head(ssl, tuple(trunk.output_shape[1:]), hidden=hidden, embedding=embedding, grid=grid)
         if ssl in CONTRASTIVE:
@@ -183,6 +202,12 @@ class CompLModel(Trainer):
     @property
     def metrics(self):
         return list(self.trackers.values())
+
+    def sync_momentum_encoder(self):
+        """Copies the trunk and SSL head into the momentum encoder: call it after loading weights into the trunk
+        (e.g. an ImageNet initialisation) that the CompL model was built before."""
+        for key, online in zip(self.momentum_encoder_variables, self.online_encoder_variables):
+            key.assign(online)
 
     @property
     def online_encoder_variables(self):
@@ -275,9 +300,9 @@ class CompLModel(Trainer):
             if self.losses:
                 loss += tf.nn.scale_regularization_loss(tf.add_n(self.losses))
         variables = self.trainable_variables
-        gradients = tape.gradient(loss, variables)
-        # the head of the task a mode leaves out has no gradient
-        self.optimizer.apply_gradients([(g, v) for g, v in zip(gradients, variables) if g is not None])
+        # the head of the task a mode leaves out has no gradient, and is not decayed either
+        self.optimizer.apply_gradients([(g + self.weight_decay * v, v) for g, v
+                                        in zip(tape.gradient(loss, variables), variables) if g is not None])
         if keys is not None:
             update_bank(self.global_bank, keys["global"], ssl_batch["index"])
             if self.ssl == "densecl":
@@ -299,5 +324,6 @@ def deployable(model):
 
 
 __all__ = [
-    "CompLModel", "MODES", "compl_splits", "deployable", "label_subset", "supervised_head", "target_model",
+    "CompLModel", "MODES", "WEIGHT_DECAY", "compl_splits", "deployable", "label_subset", "supervised_head",
+    "target_model", "task_target_loss",
 ]

@@ -2,12 +2,20 @@
 per-view distortions (thesis §3.4.1 "Image cropping"), in TensorFlow so that it runs inside ``tf.data``.
 
 Dense tasks see many objects per image, so two random crops can show different things; CompL instead takes two
-crops of a constant size a constant distance apart. Images are float32 RGB in [0, 255]; views keep that range.
+crops of a constant size a constant distance apart. Images are RGB in [0, 255] (uint8 or float); views are
+ImageNet-normalised at the end, as the supervised pipeline's images
+(:func:`zippy_tf.data.multitask_pipeline.normalize_image`).
 """
 
 import dataclasses
+import os
+
+import numpy as np
 
 from zippy_tf._compat import tf
+from zippy_tf.data.image_folder import read_image
+from zippy_tf.data.multitask import example_files
+from zippy_tf.data.multitask_pipeline import normalize_image
 from zippy_tf.errors import UserError
 from zippy_tf.multitask.ssl import CONTRASTIVE, ROTATIONS, check_ssl, rotate
 
@@ -33,6 +41,7 @@ class ViewConfig:
         blur_probability, blur_sigma: Gaussian blur with σ uniform in ``blur_sigma`` (pixels), applied with this
             probability.
         flip_probability: horizontal flip probability, per view.
+        normalize: ImageNet mean/std normalisation of the views (False: RGB in [0, 255]).
     """
 
     crop_size: tuple = None
@@ -43,6 +52,7 @@ class ViewConfig:
     blur_probability: float = 0.5
     blur_sigma: tuple = (0.1, 2.0)
     flip_probability: float = 0.5
+    normalize: bool = True
 
     def to_dict(self):
         return dataclasses.asdict(self)
@@ -146,7 +156,8 @@ def _check_views_ssl(ssl):
 
 
 def ssl_views(ssl, image, index, config, seed):
-    """One SSL sample of ``image`` (H, W, 3) with sample id ``index``: the dict :class:`CompLModel` reads.
+    """One SSL sample of ``image`` (H, W, 3) with sample id ``index``: the dict
+    :class:`~zippy_tf.multitask.compl.CompLModel` reads.
 
     - "moco", "densecl": ``{"query": view 1, "key": view 2, "index": index}``, each view distorted on its own;
     - "rotation": ``{"query": view 1 turned by a random multiple of 90°, "rotation": quarter turns (0–3)}``.
@@ -154,15 +165,45 @@ def ssl_views(ssl, image, index, config, seed):
     _check_views_ssl(ssl)
     seeds = tf.unstack(tf.random.experimental.stateless_split(seed, 4))
     views = offset_crop_pair(tf.cast(image, tf.float32), config, seeds[0])
-    query = distort_view(views[0], config, seeds[1])
+    finish = normalize_image if config.normalize else tf.identity
+    query = finish(distort_view(views[0], config, seeds[1]))
     if ssl in CONTRASTIVE:
-        return {"query": query, "key": distort_view(views[1], config, seeds[2]), "index": tf.cast(index, tf.int32)}
+        key = finish(distort_view(views[1], config, seeds[2]))
+        return {"query": query, "key": key, "index": tf.cast(index, tf.int32)}
     turns = tf.random.stateless_uniform((), seeds[3], 0, ROTATIONS, dtype=tf.int32)
     return {"query": rotate(query[None], turns[None])[0], "rotation": turns}
 
 
+def folder_images(root, dataset, ids, size=None):
+    """The images of ``ids`` in a NYUD-MT / PASCAL-MT folder, in order, as a dataset of (H, W, 3) uint8 RGB: the
+    input of :func:`ssl_dataset` (an image's sample id is its position in ``ids``).
+
+    ``size``: (height, width) to resize every image to (area interpolation); None: the first image's size, which
+    every image must have.
+    """
+    paths = [example_files(root, dataset, example_id, ())[0] for example_id in ids]
+    if not paths:
+        raise UserError("no image ids for the SSL stream; pass a non-empty split")
+    missing = [p for p in paths if not os.path.isfile(p)]
+    if missing:
+        raise UserError(f"image {missing[0]!r} is missing; restore it or remove its id from the split")
+    target = (None, None) if size is None else tuple(int(s) for s in size)
+    size = tuple(int(s) for s in (size or read_image(paths[0]).shape[:2]))
+
+    def load(path):
+        image = read_image(path.decode(), *target)
+        if image.shape[:2] != size:
+            raise UserError(f"image {path.decode()!r} is {image.shape[0]}x{image.shape[1]}, not {size[0]}x{size[1]}; "
+                            "pass size=(height, width) to resize the SSL images")
+        return np.ascontiguousarray(image[..., ::-1])
+
+    return tf.data.Dataset.from_tensor_slices(paths).map(
+        lambda path: tf.ensure_shape(tf.numpy_function(load, [path], tf.uint8), size + (3,)))
+
+
 def ssl_dataset(images, ssl, *, batch_size, views=None, seed=0, shuffle=True):
-    """The endless, batched SSL stream over ``images``, a finite ``tf.data.Dataset`` of (H, W, 3) images.
+    """The endless, batched SSL stream over ``images``, a finite ``tf.data.Dataset`` of (H, W, 3) RGB images in
+    [0, 255].
 
     Each image's sample id (its position in ``images``) indexes the memory bank, so the bank size is the
     number of images. Batches have ``batch_size`` samples (the last partial batch of an epoch is dropped).
@@ -193,6 +234,7 @@ def joint_dataset(supervised, ssl):
 
 
 __all__ = [
-    "VIEW_PRESETS", "ViewConfig", "colour_distortion", "distort_view", "gaussian_blur", "joint_dataset",
+    "VIEW_PRESETS", "ViewConfig", "colour_distortion", "distort_view", "folder_images", "gaussian_blur",
+    "joint_dataset",
     "offset_crop_pair", "ssl_dataset", "ssl_views",
 ]
