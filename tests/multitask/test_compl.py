@@ -97,6 +97,18 @@ def test_target_modes_need_a_target_loss():
         CompLModel(trunk, supervised_head(trunk.output_shape[1:], 1, (SIZE, SIZE)), ssl="rotation")
 
 
+@pytest.mark.parametrize("ssl,kwargs", [("none", {}), ("rotation", {"ssl_weight": 0.1}),
+                                        ("densecl", {"mode": "ssl", "bank_size": 4, "temperature": 0.2})])
+def test_options_round_trip_as_data(ssl, kwargs):
+    model = build(ssl, **kwargs)
+    options = json.loads(json.dumps(model.options))
+    assert {k: options[k] for k in kwargs} == kwargs
+    trunk = tiny_trunk()
+    again = CompLModel(trunk, supervised_head(trunk.output_shape[1:], 1, (SIZE, SIZE)), depth_loss, **options)
+    assert again.options == options
+    assert [v.shape for v in again.weights] == [v.shape for v in model.weights]
+
+
 def test_default_ssl_weights_are_the_thesis_lambdas():
     assert build("rotation").ssl_weight == 0.05
     assert build("moco").ssl_weight == build("densecl").ssl_weight == 0.2 == SSL_WEIGHTS["densecl"]

@@ -12,7 +12,7 @@ from zippy_tf.multitask.ssl import (
     update_bank,
 )
 from zippy_tf.multitask.views import (
-    VIEW_PRESETS, ViewConfig, folder_images, gaussian_blur, offset_crop_pair, ssl_dataset, ssl_views,
+    VIEW_PRESETS, ViewConfig, distort_view, folder_images, gaussian_blur, offset_crop_pair, ssl_dataset, ssl_views,
 )
 
 TAU = 0.4
@@ -228,6 +228,15 @@ def test_bad_view_configurations_are_user_errors(config, ssl, message):
 
 def test_non_overlapping_views_are_fine_for_moco():
     ViewConfig(crop_size=(8, 8), offset=8, scale=2.0).check((16, 16), "moco")
+
+
+def test_distort_view_flips_and_keeps_the_pixel_range():
+    view = np.random.default_rng(9).uniform(0, 255, (10, 12, 3)).astype(np.float32)
+    flip_only = ViewConfig(strength=0.0, blur_probability=0.0, flip_probability=1.0)
+    np.testing.assert_array_equal(distort_view(tf.constant(view), flip_only, tf.constant([0, 0])), view[:, ::-1])
+    distorted = [distort_view(tf.constant(view), ViewConfig(), tf.constant([draw, 1])).numpy() for draw in range(8)]
+    assert all(d.min() >= -1e-3 and d.max() <= 255.001 for d in distorted)
+    assert sum(not np.allclose(d, view) and not np.allclose(d, view[:, ::-1]) for d in distorted) >= 4
 
 
 def test_gaussian_blur_matches_a_separable_numpy_filter():

@@ -159,7 +159,9 @@ class CompLModel(Trainer):
         self.trunk, self.target_head, self.target_loss = trunk, target_head, target_loss
         self.ssl_weight = SSL_WEIGHTS[ssl] if ssl_weight is None else float(ssl_weight)
         self.temperature, self.dense_weight, self.momentum = float(temperature), float(dense_weight), float(momentum)
-        self.weight_decay = float(weight_decay)
+        self.weight_decay, self.seed = float(weight_decay), int(seed)
+        self.embedding, self.hidden, self.grid = int(embedding), int(hidden), int(grid)
+        self.ssl_size = None if ssl_size is None else int(ssl_size)
         if ssl != "none":
             self.ssl_head = ssl_head(ssl, tuple(trunk.output_shape[1:]), hidden=hidden, embedding=embedding, grid=grid)
         if ssl in CONTRASTIVE:
@@ -172,6 +174,16 @@ class CompLModel(Trainer):
                                                   initializer=bank_initializer(seed + 1), trainable=False)
         self.trackers = {name: keras.metrics.Mean(name) for name in ("loss", "target_loss", "ssl_loss")}
         self.mode = mode or ("target" if ssl == "none" else "joint")
+
+    @property
+    def options(self):
+        """The keyword arguments this model was built with (besides trunk, head and loss), as plain data:
+        ``CompLModel(trunk, head, loss, **model.options)`` builds the same model."""
+        return {"ssl": self.ssl, "ssl_weight": self.ssl_weight, "mode": self.mode, "ssl_size": self.ssl_size,
+                "bank_size": getattr(self, "bank_size", None), "temperature": self.temperature,
+                "embedding": self.embedding, "hidden": self.hidden, "grid": self.grid,
+                "dense_weight": self.dense_weight, "momentum": self.momentum, "weight_decay": self.weight_decay,
+                "seed": self.seed}
 
     def _check_bank(self, ssl_size, bank_size):
         if ssl_size is None or int(ssl_size) < 1:

@@ -114,7 +114,7 @@ def _maybe(apply, probability, seed, image):
 
 def colour_distortion(image, strength, seed):
     """SimCLR's colour distortion of a [0, 1] image: jitter (p 0.8) in a fixed order, then greyscale (p 0.2)."""
-    seeds = tf.unstack(tf.random.experimental.stateless_split(seed, 7))
+    seeds = tf.unstack(tf.random.experimental.stateless_split(seed, 6))
     jitter = 0.8 * strength
 
     def jitter_colours(x):
