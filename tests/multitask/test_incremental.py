@@ -2,11 +2,11 @@
 
 import numpy as np
 import pytest
-from rcm_testing import config, encoder, images, relative_error
+from rcm_testing import SHAPE, config, encoder, images, relative_error
 
 from zippy_tf._compat import tf
 from zippy_tf.errors import UserError
-from zippy_tf.multitask import add_task, build_multitask, train_task
+from zippy_tf.multitask import add_task, build_multitask, resnet, train_task
 
 
 def _dataset(x, seed=0):
@@ -49,6 +49,11 @@ def test_bad_task_additions():
     network = build_multitask(config("rcm", tasks=("semseg",)))
     with pytest.raises(UserError, match="already in the network"):
         add_task(network, "semseg")
+    with pytest.raises(UserError, match="encoder layer 'conv1' has weights of shapes"):
+        add_task(network, "depth", encoder=resnet((*SHAPE, 3), width=0.25))
+    assert network.tasks == network.config.tasks == ("semseg",)  # nothing half-added
+    with pytest.raises(UserError, match="unknown task 'human_parts' for dataset 'nyud'"):
+        add_task(network, "human_parts")
     joint = build_multitask(config("multi_task", tasks=("semseg",)))
     with pytest.raises(UserError, match="trains one shared encoder"):
         add_task(joint, "depth")

@@ -254,12 +254,18 @@ class MultiTaskNetwork:
         return self.models[task]
 
 
-def _encoder_layer(encoder, name):
+def _encoder_layer(encoder, name, layer):
+    """``encoder``'s layer ``name``, checked to have the weight shapes of ``layer`` (its counterpart here)."""
+    fix = "pass a model from zippy_tf.multitask.resnet.resnet() with the network's backbone and width"
     try:
-        return encoder.get_layer(name)
+        source = encoder.get_layer(name)
     except ValueError:
-        raise UserError(f"encoder {encoder.name!r} has no layer {name!r}; pass a model from "
-                        "zippy_tf.multitask.resnet.resnet() with the network's backbone and width") from None
+        raise UserError(f"encoder {encoder.name!r} has no layer {name!r}; {fix}") from None
+    target = layer.filter_bank.weights if isinstance(layer, TaskConv2D) else layer.weights
+    expected, found = [tuple(w.shape) for w in target], [tuple(w.shape) for w in source.weights]
+    if expected != found:
+        raise UserError(f"encoder layer {name!r} has weights of shapes {found}, the network needs {expected}; {fix}")
+    return source
 
 
 def _initialize_task(network, task, encoder, bases=None, set_banks=False):
@@ -270,7 +276,7 @@ def _initialize_task(network, task, encoder, bases=None, set_banks=False):
         name = layer.name[len(task) + 1:] if layer.name.startswith(f"{task}_") else layer.name
         if not layer.weights or name.startswith(("aspp", "decoder", "head")) or layer.name == task:
             continue
-        source = _encoder_layer(encoder, name)
+        source = _encoder_layer(encoder, name, layer)
         if not isinstance(layer, TaskConv2D):
             if layer.trainable or set_banks:  # shared frozen layers are set once, at build time
                 layer.set_weights(source.get_weights())
@@ -333,11 +339,16 @@ def add_task(network, task, encoder=None):
         raise UserError(f"variant {network.config.variant!r} trains one shared encoder for all tasks, so a new task "
                         "would change the others; add tasks to a rcm, rc*, series_ra, parallel_ra, task_bn, "
                         "frozen_encoder or single_task network")
-    config = dataclasses.replace(network.config, tasks=network.config.tasks + (task,))
-    network.config = config
+    previous = network.config
+    network.config = dataclasses.replace(previous, tasks=previous.tasks + (task,))
     model = network._build_task(task)
     if encoder is not None:
-        _initialize_task(network, task, encoder)
+        try:
+            _initialize_task(network, task, encoder)
+        except UserError:  # leave the network as it was
+            del network.models[task]
+            network.config = previous
+            raise
     return model
 
 
