@@ -106,6 +106,8 @@ def test_train_task_takes_a_label_tensor_too_and_resumes_from_its_checkpoint(tmp
     with pytest.raises(UserError, match="no checkpoint"):
         train_task(network, "semseg", _dataset(x, ["semseg"]), steps=2, checkpoint_dir=str(tmp_path / "new"),
                    resume=True)
+    with pytest.raises(UserError, match="do not fit the network's input"):
+        train_task(network, "semseg", _dataset(images(2, (32, 41)), ["semseg"]), steps=1)
     with pytest.raises(UserError, match="multiple of steps_per_epoch"):
         train_task(network, "semseg", _dataset(x, ["semseg"]), steps=3, steps_per_epoch=2)
 

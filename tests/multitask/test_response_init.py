@@ -82,6 +82,8 @@ def test_bad_input():
     model = _plain_model()
     with pytest.raises(UserError, match="non-empty"):
         response_bases(model, np.zeros((0, 17, 21, 3)), ["conv1"])
+    with pytest.raises(UserError, match="do not fit model"):
+        response_bases(model, images(2, (17, 20)), ["conv1"])
     with pytest.raises(UserError, match="no layer 'conv9'"):
         response_bases(model, images(2, (17, 21)), ["conv9"])
     inputs = keras.Input((8, 8, 3))

@@ -44,6 +44,10 @@ def response_bases(model, images, layer_names, batch_size=8):
     images = np.asarray(images, np.float32)
     if images.ndim != 4 or len(images) == 0:
         raise UserError(f"images must be a non-empty (N, H, W, C) array, got shape {images.shape}")
+    expected = tuple(model.inputs[0].shape[1:])
+    if any(e is not None and e != d for e, d in zip(expected, images.shape[1:])):
+        raise UserError(f"images of shape {images.shape[1:]} do not fit model {model.name!r}, which takes "
+                        f"{expected}; resize them or build the model for their size")
     for name in layer_names:
         if name not in {layer.name for layer in model.layers}:
             raise UserError(f"model {model.name!r} has no layer {name!r}; name convolutions of the model")

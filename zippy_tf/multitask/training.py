@@ -92,12 +92,17 @@ class _SaveEachEpoch(keras.callbacks.Callback):
         self.manager.save(checkpoint_number=epoch + 1)
 
 
-def _check_labels(dataset, tasks):
-    """Checks the dataset's label structure before tracing (an error inside the traced step is not one line)."""
+def _check_dataset(dataset, model, tasks):
+    """Checks the dataset's structure and image size before tracing (an error inside the traced step is not one
+    line)."""
     spec = dataset.element_spec
     if not isinstance(spec, tuple) or len(spec) < 2:
         raise UserError("dataset must yield (images, labels) pairs")
-    labels = spec[1]
+    images, labels = spec[:2]
+    expected = tuple(model.inputs[0].shape[1:])
+    if not tf.TensorShape(images.shape[1:]).is_compatible_with(expected):
+        raise UserError(f"dataset images of shape {tuple(images.shape[1:])} do not fit the network's input "
+                        f"{expected}; crop the images to it or build the network with their input_shape")
     if isinstance(labels, dict):
         missing = [task for task in tasks if task not in labels]
         if missing:
@@ -108,7 +113,7 @@ def _check_labels(dataset, tasks):
 
 
 def _fit(trainer, dataset, steps, steps_per_epoch, learning_rate, checkpoint_dir, resume, verbose):
-    _check_labels(dataset, trainer.tasks)
+    _check_dataset(dataset, trainer.task_model, trainer.tasks)
     steps_per_epoch = int(steps_per_epoch or steps)
     if steps < 1 or steps % steps_per_epoch:
         raise UserError(f"steps ({steps}) must be a positive multiple of steps_per_epoch ({steps_per_epoch})")
