@@ -120,7 +120,12 @@ def test_save_and_load_round_trip(tmp_path):
     x = images(2)
     for task in network.tasks:
         np.testing.assert_array_equal(loaded[task](x), network[task](x))
-    (tmp_path / "normals.weights.h5").unlink()
+    other = tmp_path / "other"
+    save_network(build_multitask(dataclasses.replace(config("rc"), width=0.25)), other)
+    (other / "semseg.weights.h5").replace(tmp_path / "semseg.weights.h5")
+    with pytest.raises(UserError, match="does not fit task 'semseg'"):
+        load_network(tmp_path)
+    (tmp_path / "semseg.weights.h5").unlink()
     with pytest.raises(UserError, match="missing"):
         load_network(tmp_path)
     with pytest.raises(UserError, match="no config.json"):

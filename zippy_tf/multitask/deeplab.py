@@ -391,7 +391,12 @@ def load_network(directory):
         weights = os.path.join(directory, f"{task}.weights.h5")
         if not os.path.isfile(weights):
             raise UserError(f"missing {weights} for task {task!r}; the directory is incomplete")
-        model.load_weights(weights)
+        try:
+            model.load_weights(weights)
+        except (ValueError, OSError) as e:
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
+            raise UserError(f"{weights} does not fit task {task!r} of {path} ({first}); keep each directory's "
+                            "weights with its own config.json") from None
     return network
 
 
