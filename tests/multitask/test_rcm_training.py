@@ -1,6 +1,7 @@
 """Losses on hand-made cases, the poly schedule, one SGD step with coupled weight decay, task/joint training and
 resuming. (Named test_rcm_training.py: tests/ has no packages, so a second test_training.py would clash.)"""
 
+import dataclasses
 import math
 
 import numpy as np
@@ -103,6 +104,10 @@ def test_train_task_takes_a_label_tensor_too_and_resumes_from_its_checkpoint(tmp
                resume=True)  # the run had finished: restoring is all there is to do
     for variable, expected in zip(network["semseg"].weights, trained):
         np.testing.assert_array_equal(variable.numpy(), expected)
+    other = build_multitask(dataclasses.replace(config("rc", tasks=("semseg",), shape=(32, 40)), width=0.25))
+    with pytest.raises(UserError, match="does not fit this task model"):
+        train_task(other, "semseg", _dataset(images(4, (32, 40)), ["semseg"]), steps=2, steps_per_epoch=1,
+                   checkpoint_dir=str(tmp_path), resume=True)
     with pytest.raises(UserError, match="no checkpoint"):
         train_task(network, "semseg", _dataset(x, ["semseg"]), steps=2, checkpoint_dir=str(tmp_path / "new"),
                    resume=True)

@@ -129,7 +129,12 @@ def _fit(trainer, dataset, steps, steps_per_epoch, learning_rate, checkpoint_dir
         if resume and not manager.latest_checkpoint:
             raise UserError(f"no checkpoint in {checkpoint_dir!r} to resume from; start without resume")
         if manager.latest_checkpoint:
-            checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+            try:
+                checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+            except (AssertionError, ValueError, tf.errors.OpError) as e:
+                first = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
+                raise UserError(f"checkpoint in {checkpoint_dir!r} does not fit this task model ({first}); resume "
+                                "the same network and task, or pick a new checkpoint_dir") from None
             initial_epoch = int(trainer.optimizer.iterations.numpy()) // steps_per_epoch
         callbacks.append(_SaveEachEpoch(manager))
     history = trainer.fit(dataset.repeat(), epochs=steps // steps_per_epoch, initial_epoch=initial_epoch,
