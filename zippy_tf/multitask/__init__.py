@@ -27,13 +27,13 @@ from zippy_tf.multitask.layers import (
     FilterBank, L2Normalize, ParallelResidualAdapter, ReparamConv2D, ResizeLike, SeriesResidualAdapter, TaskConv2D,
 )
 from zippy_tf.multitask.losses import LOSS_WEIGHTS, PolyDecay, sgd, task_loss
-from zippy_tf.multitask.resnet import resnet
+from zippy_tf.multitask.resnet import load_torchvision_weights, resnet
 from zippy_tf.multitask.response_init import reparameterize, response_bases, response_initialize
 from zippy_tf.multitask.training import MultiTaskTrainer, train_joint, train_task
 
 __all__ = ["FilterBank", "L2Normalize", "LOSS_WEIGHTS", "MultiTaskConfig", "MultiTaskNetwork", "MultiTaskTrainer",
            "ParallelResidualAdapter", "PolyDecay", "ReparamConv2D", "ResizeLike", "SeriesResidualAdapter",
            "TASK_CHANNELS", "TaskConv2D", "VARIANTS", "add_task", "build_multitask", "deeplab_trunk", "fold_conv",
-           "fold_model", "fold_network", "folded_weights", "load_network", "parameter_counts", "reparameterize",
-           "resnet", "response_bases", "response_initialize", "save_network", "sgd", "task_loss", "train_joint",
-           "train_task"]
+           "fold_model", "fold_network", "folded_weights", "load_network", "load_torchvision_weights",
+           "parameter_counts", "reparameterize", "resnet", "response_bases", "response_initialize", "save_network",
+           "sgd", "task_loss", "train_joint", "train_task"]

@@ -20,6 +20,8 @@ Strided convolutions pad explicitly and symmetrically (``ZeroPadding2D`` + ``"va
 torchvision weights compute the same function; stride-1 ones use ``"same"`` (symmetric for odd kernels).
 Downsample blocks exist in layer2.0, layer3.0 and layer4.0 (stride, channel count or dilation changes).
 
+:func:`load_torchvision_weights` sets a model's layers from a torchvision ``state_dict`` saved as ``.npz``.
+
 The body is written once over a *layer factory*, ``make(kind, name, **spec)`` with kind "conv" (the
 reparameterizable convolutions: conv1 and the blocks' convolutions), "downsample" (the 1×1 shortcut convolutions)
 or "norm"; :func:`plain_layers` gives ordinary Keras layers, and the multi-task builder
@@ -27,6 +29,8 @@ or "norm"; :func:`plain_layers` gives ordinary Keras layers, and the multi-task 
 """
 
 import math
+
+import numpy as np
 
 from zippy_tf._compat import keras
 from zippy_tf.errors import UserError
@@ -148,4 +152,51 @@ def resnet(input_shape=(None, None, 3), backbone="resnet18", norm="batch", width
     return keras.Model(image, [low_level, features], name=name or backbone)
 
 
-__all__ = ["BACKBONES", "NORMS", "channels", "conv_layer", "norm_layer", "plain_layers", "resnet", "resnet_body"]
+NORM_TENSORS = {"gamma": "weight", "beta": "bias", "moving_mean": "running_mean", "moving_variance": "running_var"}
+IGNORED_TENSORS = ("fc.", "num_batches_tracked")  # the classifier and a PyTorch BN counter
+
+
+def torchvision_name(layer_name):
+    """The torchvision module name of a ResNet layer here (``layer1_0_downsample_0`` -> ``layer1.0.downsample.0``)."""
+    return layer_name.replace("_", ".")
+
+
+def load_torchvision_weights(model, state):
+    """Sets every ResNet layer of ``model`` from a torchvision ``state_dict`` given as {name: array} (for instance
+    ``dict(np.load("resnet18.npz"))``): convolution weights (cout, cin, kh, kw) become Keras kernels (kh, kw, cin,
+    cout); norm ``weight``/``bias``/``running_mean``/``running_var`` become ``gamma``/``beta``/``moving_mean``/
+    ``moving_variance``. The classifier (``fc.*``) is ignored.
+
+    Raises:
+        UserError: a tensor the model needs is missing or has another shape, or ``state`` has tensors no layer takes
+            (another architecture).
+    """
+    used = set()
+    for layer in model.layers:
+        if not layer.weights:
+            continue
+        prefix = torchvision_name(layer.name)
+        values = []
+        for variable in layer.weights:
+            kind = variable.name.split("/")[-1].split(":")[0]
+            key = f"{prefix}.{'weight' if kind == 'kernel' else NORM_TENSORS.get(kind, kind)}"
+            if key not in state:
+                raise UserError(f"the weights file has no tensor {key!r} for layer {layer.name!r}; convert a "
+                                "torchvision ResNet of the same depth and width")
+            value = np.asarray(state[key], np.float32)
+            value = value.transpose(2, 3, 1, 0) if kind == "kernel" else value
+            if value.shape != tuple(variable.shape):
+                raise UserError(f"tensor {key!r} has shape {value.shape} but layer {layer.name!r} needs "
+                                f"{tuple(variable.shape)} (Keras layout); convert a ResNet of the same width")
+            values.append(value)
+            used.add(key)
+        layer.set_weights(values)
+    extra = sorted(k for k in state if k not in used and not any(word in k for word in IGNORED_TENSORS))
+    if extra:
+        raise UserError(f"the weights file has {len(extra)} tensors no layer takes (first {extra[0]!r}); it is "
+                        f"not a {model.name} of this configuration")
+    return model
+
+
+__all__ = ["BACKBONES", "NORMS", "channels", "conv_layer", "load_torchvision_weights", "norm_layer", "plain_layers",
+           "resnet", "resnet_body", "torchvision_name"]
