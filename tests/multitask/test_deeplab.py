@@ -51,6 +51,8 @@ def test_variant_outputs_and_weight_sharing(variant):
     np.testing.assert_allclose(np.linalg.norm(randomize(network["normals"])(x), axis=-1), 1.0, rtol=1e-5)
     trainable = {task: _trainable(network[task]) for task in network.tasks}
     shared = {v.ref() for layer in network.shared_layers.values() for v in layer.weights}
+    if variant in ("multi_task", "frozen_encoder"):  # one encoder pass feeds every head (joint model included)
+        assert len(network.shared_layers["conv1"].inbound_nodes) == 1
     if VARIANTS[variant].joint:  # one trainable encoder for all tasks
         assert shared and all(shared & trainable[task] for task in network.tasks)
     else:  # each task trains only its own weights: nothing shared is trainable, no two tasks share a weight

@@ -221,6 +221,7 @@ class MultiTaskNetwork:
         self.image = keras.Input((*config.input_shape, 3), name="image")
         self.shared_layers = {}
         self.models = {}
+        self._encoder_outputs = None  # a fully shared encoder is applied once, so the joint model runs it once
 
     @property
     def tasks(self):
@@ -237,8 +238,13 @@ class MultiTaskNetwork:
 
     def _build_task(self, task):
         config = self.config
-        make = _TaskEncoderLayers(self.variant, task, self.shared_layers)
-        low_level, features = resnet_body(self.image, make, config.backbone, config.width)
+        shared = all(getattr(self.variant, kind) in ("shared", "frozen") for kind in ("conv", "downsample", "norm"))
+        if shared and self._encoder_outputs is not None:
+            low_level, features = self._encoder_outputs
+        else:
+            make = _TaskEncoderLayers(self.variant, task, self.shared_layers)
+            low_level, features = resnet_body(self.image, make, config.backbone, config.width)
+            self._encoder_outputs = (low_level, features) if shared else None
 
         def make_norm(name, count):
             return norm_layer("batch", name, count)
