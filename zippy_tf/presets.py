@@ -4,6 +4,11 @@ Presets are data: a name maps to a builder ("module:function"), its keyword argu
 are imported on use, so listing presets does not import every method. :func:`load` builds a preset with its shipped
 weights; :func:`build_model` also builds one without (a random initialisation, for training).
 
+Multi-task presets (``task="multitask"``: RCM and CompL) hold the network's settings in ``kwargs`` (RCM: the fields
+of ``zippy_tf.multitask.MultiTaskConfig``; CompL: the trunk, its input size and the target) and the training
+schedule in ``training``; ``zippy-tf train rcm|compl --preset NAME`` trains them. The full presets ("rcm",
+"compl") are the reference's settings, for GPUs; the "-small" ones a CPU-sized variant of them.
+
 Example:
     >>> network = zippy_tf.presets.load("zippypoint")  # network.weights_path: the shipped weights file
 """
@@ -29,11 +34,17 @@ class Preset:
     accepts_config: bool = False  # whether --config (a JSON list of macro-blocks) applies
     task: str = "keypoints"  # "tracking" presets build a TrackerNetwork (template + search branches)
     descriptors: str = "binary"  # keypoint presets: "binary" (Bin.Norm, Hamming) or "float" (L2) descriptors
+    training: dict = dataclasses.field(default_factory=dict)  # multi-task presets: steps, batch_size, learning_rate
 
     @property
     def shipped_weights(self):
         path = MODELS_DIR / self.name / "weights.h5"
         return str(path) if path.is_file() else None
+
+    @property
+    def method(self):
+        """Multi-task presets: "rcm" or "compl", the ``zippy-tf train`` sub-verb that trains them."""
+        return "compl" if self.builder.startswith("zippy_tf.multitask.compl:") else "rcm"
 
 
 PRESETS = {
@@ -56,6 +67,28 @@ PRESETS = {
         Preset("attention", "zippy_tf.tracking.model:attention_tracker",
                "The same tracker with standard multi-head self-attention transformer heads (baseline)",
                task="tracking"),
+        Preset("rcm", "zippy_tf.multitask:build_multitask",
+               "RCM (thesis ch. 2): task-conditional DeepLabv3+ ResNet-18, NYUD edge/semseg/normals/depth at 425x560, "
+               "the reference schedule (19,875 steps per task, batch 8)",
+               kwargs={"variant": "rcm", "dataset": "nyud", "tasks": ("edge", "semseg", "normals", "depth"),
+                       "input_shape": (425, 560), "backbone": "resnet18", "width": 1.0},
+               task="multitask", training={"steps": 19875, "batch_size": 8, "learning_rate": 0.005}),
+        Preset("rcm-small", "zippy_tf.multitask:build_multitask",
+               "RCM sized for a CPU: width 0.25 at 120x160 (the generated set's size), 400 steps per task, batch 8",
+               kwargs={"variant": "rcm", "dataset": "nyud", "tasks": ("edge", "semseg", "normals", "depth"),
+                       "input_shape": (120, 160), "backbone": "resnet18", "width": 0.25},
+               task="multitask", training={"steps": 400, "batch_size": 8, "learning_rate": 0.005}),
+        Preset("compl", "zippy_tf.multitask.compl:CompLModel",
+               "CompL (thesis ch. 3): NYUD depth on DeepLabv3+ ResNet-26 with GroupNorm at 425x560, "
+               "the reference schedule (20,000 steps, batch 8 + 8 SSL)",
+               kwargs={"dataset": "nyud", "target": "depth", "input_shape": (425, 560), "backbone": "resnet26",
+                       "norm": "group", "width": 1.0},
+               task="multitask", training={"steps": 20000, "batch_size": 8, "learning_rate": 0.005}),
+        Preset("compl-small", "zippy_tf.multitask.compl:CompLModel",
+               "CompL sized for a CPU: ResNet-26 GroupNorm, width 0.25 at 120x160, 400 steps, batch 8 + 8 SSL",
+               kwargs={"dataset": "nyud", "target": "depth", "input_shape": (120, 160), "backbone": "resnet26",
+                       "norm": "group", "width": 0.25},
+               task="multitask", training={"steps": 400, "batch_size": 8, "learning_rate": 0.005}),
     )
 }
 
@@ -75,6 +108,9 @@ def build_model(name, *, config=None, weights=None, input_shape=None, use_shippe
         weights: a weights file; input_shape: (height, width, 3) of a keypoint network (None sides: any size).
     """
     preset = get_preset(name)
+    if preset.task == "multitask":
+        raise UserError(f"model {name!r} is a multi-task network: train it with `zippy-tf train {preset.method} "
+                        f"--preset {name}` and use the run folder it writes")
     kwargs = dict(preset.kwargs)
     if config is not None:
         if not preset.accepts_config:

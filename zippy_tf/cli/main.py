@@ -31,13 +31,16 @@ VERBS = {
         "ettrack": "zippy_tf.cli.train_tracking",
         "lighttrack": "zippy_tf.cli.train_tracking",
         "attention": "zippy_tf.cli.train_tracking",
+        "rcm": "zippy_tf.cli.train_rcm",
+        "compl": "zippy_tf.cli.train_compl",
     },
     "tune": {
         "ettrack": "zippy_tf.cli.tune_tracking",
         "lighttrack": "zippy_tf.cli.tune_tracking",
         "attention": "zippy_tf.cli.tune_tracking",
     },
-    "eval": {"hpatches": "zippy_tf.cli.eval_hpatches", "track": "zippy_tf.cli.eval_track"},
+    "eval": {"hpatches": "zippy_tf.cli.eval_hpatches", "track": "zippy_tf.cli.eval_track",
+             "multitask": "zippy_tf.cli.eval_multitask"},
     "match": "zippy_tf.cli.match",
     "search": "zippy_tf.cli.search",
 }
