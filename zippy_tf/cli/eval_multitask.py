@@ -60,19 +60,15 @@ def evaluate_models(models, root, dataset, split, batch_size=4):
     return {task: meter.result() for task, meter in meters.items()}, count
 
 
-def _count(variables):
-    """Parameters, BatchNorm moving statistics excluded (as zippy_tf.multitask.parameter_counts)."""
-    return sum(int(v.shape.num_elements()) for v in variables if not v.name.split("/")[-1].startswith("moving_"))
-
-
 def run_parameters(loaded):
     """{"total", "shared", "per_task"} of a loaded run; CompL: the deployable network, its trunk shared."""
     if loaded["kind"] == "rcm":
         from zippy_tf.multitask import parameter_counts
 
         return parameter_counts(loaded["network"])
-    trunk, head = _count(loaded["trunk"].weights), _count(loaded["head"].weights)
-    return {"total": trunk + head, "shared": trunk, "per_task": {loaded["spec"]["target"]: head}}
+    from zippy_tf.cli.multitask_runs import compl_parameters
+
+    return compl_parameters(loaded["trunk"], loaded["head"], loaded["spec"]["target"])
 
 
 def _baseline_results(path, root, dataset, split, batch_size):

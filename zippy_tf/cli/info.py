@@ -23,13 +23,9 @@ def multitask_parameters(preset, tasks=None, variant=None):
     k = 1..P (each task adds its own parameters only); CompL: the deployable network's."""
     settings = dict(preset.kwargs)
     if preset.method == "compl":
-        from zippy_tf.cli.multitask_runs import compl_parts
+        from zippy_tf.cli.multitask_runs import compl_parameters, compl_parts
 
-        trunk, head = compl_parts(settings)
-        count = {name: sum(int(w.shape.num_elements()) for w in part.weights) for name, part in
-                 (("trunk", trunk), ("head", head))}
-        return {"total": count["trunk"] + count["head"], "shared": count["trunk"],
-                "per_task": {settings["target"]: count["head"]}}
+        return compl_parameters(*compl_parts(settings), settings["target"])
     from zippy_tf.multitask import MultiTaskConfig, build_multitask, parameter_counts
 
     if tasks:

@@ -207,6 +207,17 @@ def save_weights(model, path):
     return path
 
 
+def count_parameters(variables):
+    """Parameters, BatchNorm moving statistics excluded (as ``zippy_tf.multitask.parameter_counts``)."""
+    return sum(int(v.shape.num_elements()) for v in variables if not v.name.split("/")[-1].startswith("moving_"))
+
+
+def compl_parameters(trunk, head, target):
+    """{"total", "shared", "per_task"} of a CompL deployable network: the trunk shared, the head the task's."""
+    trunk, head = count_parameters(trunk.weights), count_parameters(head.weights)
+    return {"total": trunk + head, "shared": trunk, "per_task": {target: head}}
+
+
 def compl_parts(spec):
     """(trunk, target head) of a CompL run's ``compl.json`` spec: DeepLabv3+ trunk and a 1×1 head."""
     from zippy_tf.data.multitask import output_channels
@@ -254,6 +265,6 @@ def load_run(path):
                     "--resume, or pass a folder written by zippy-tf train rcm|compl")
 
 
-__all__ = ["CHECKPOINTS", "COMPL_FILE", "ENCODER_FILE", "RCM_CONFIG", "RUN_FILE", "check_writable", "compl_parts",
-           "define_training_flags", "epoch_length", "load_checked_weights", "load_run", "open_run",
-           "preset_settings", "progress_on_stderr", "save_weights", "write_record"]
+__all__ = ["CHECKPOINTS", "COMPL_FILE", "ENCODER_FILE", "RCM_CONFIG", "RUN_FILE", "check_writable", "compl_parameters",
+           "compl_parts", "count_parameters", "define_training_flags", "epoch_length", "load_checked_weights",
+           "load_run", "open_run", "preset_settings", "progress_on_stderr", "save_weights", "write_record"]

@@ -105,8 +105,8 @@ def main(fv, args, name):
     import time
 
     from zippy_tf.cli.multitask_runs import (
-        CHECKPOINTS, COMPL_FILE, compl_parts, epoch_length, load_checked_weights, open_run, preset_settings,
-        save_weights, write_record,
+        CHECKPOINTS, COMPL_FILE, compl_parameters, compl_parts, epoch_length, load_checked_weights, open_run,
+        preset_settings, save_weights, write_record,
     )
     from zippy_tf.runtime import progress, set_threads
 
@@ -182,11 +182,10 @@ def main(fv, args, name):
                   final={key: values[-1] for key, values in history.items() if values})
     write_record(output, record)
     shutil.rmtree(os.path.join(output, CHECKPOINTS), ignore_errors=True)
-    count = sum(int(w.shape.num_elements()) for w in trunk.weights + head.weights)
     return {"run": output, "target": spec["target"], "ssl": ssl, "mode": mode, "label_fraction": fv.label_fraction,
             "labelled_images": len(labelled), "ssl_images": len(record["ssl_ids"]), "steps": schedule["steps"],
-            "wall_time_s": record["wall_time_s"], "final": record["final"], "deployable_params": count,
-            "options": model.options}
+            "wall_time_s": record["wall_time_s"], "final": record["final"], "options": model.options,
+            "params": compl_parameters(trunk, head, spec["target"])}
 
 
 __all__ = ["HELP", "define_flags", "main"]
