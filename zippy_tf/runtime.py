@@ -6,6 +6,7 @@ compare; TensorFlow's native notices are kept off the terminal. Importing this m
 """
 
 import contextlib
+import logging
 import os
 import re
 import sys
@@ -56,17 +57,29 @@ NATIVE_NOTICES = re.compile(r"INFO: Created TensorFlow Lite|fully_quantize: \d|W
                             r"absl::InitializeLog|[IW]0000 00:00:")
 
 
+def _below_warning(record):
+    return record.levelno >= logging.WARNING
+
+
 @contextlib.contextmanager
 def native_notices_hidden(notices=NATIVE_NOTICES):
-    """Runs the block with file descriptor 2 captured, then writes back every line but TensorFlow's notices, so
-    errors and warnings still reach stderr (after the block)."""
+    """Runs the block without TensorFlow's notices: Python log lines below WARNING (absl scripts print INFO, e.g. for
+    every SavedModel a conversion writes), and the ``notices`` its C++ code writes to file descriptor 2, which is
+    captured and written back without them, so errors and warnings still reach stderr (after the block)."""
     sys.stderr.flush()
     saved = os.dup(2)
+    # TF logs through the "tensorflow" and "absl" loggers and may reset their levels (the converter does), so the
+    # filter sits on the handlers that print them
+    handlers = {h for name in ("", "tensorflow", "absl") for h in logging.getLogger(name).handlers}
+    for handler in handlers:
+        handler.addFilter(_below_warning)
     with tempfile.TemporaryFile() as capture:
         os.dup2(capture.fileno(), 2)
         try:
             yield
         finally:
+            for handler in handlers:
+                handler.removeFilter(_below_warning)
             sys.stderr.flush()
             os.dup2(saved, 2)
             os.close(saved)

@@ -86,7 +86,7 @@ def test_weights_round_trip(networks, tmp_path):
         np.testing.assert_allclose(got[key].numpy(), expected[key].numpy(), atol=1e-6)
     with pytest.raises(UserError, match="do not fit"):
         lighttrack(weights=path, **SMALL)
-    with pytest.raises(UserError, match="do not exist"):
+    with pytest.raises(UserError, match="does not exist"):
         ettrack(weights=str(tmp_path / "missing.h5"), **SMALL)
 
 
