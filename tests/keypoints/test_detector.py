@@ -119,3 +119,8 @@ def test_preset_errors_name_the_fix(call, message):
 
 def test_user_error_is_a_value_error():
     assert issubclass(UserError, ValueError)
+
+
+def test_an_unknown_photo_is_a_user_error():
+    with pytest.raises(UserError, match="unknown photo 'nope'; choose one of astronaut"):
+        load_photo("nope")

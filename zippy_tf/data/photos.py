@@ -24,7 +24,7 @@ PHOTOS = (
 def load_photo(name):
     """A bundled photograph as a uint8 BGR (H, W, 3) array, the channel order of ``cv2.imread``."""
     if name not in PHOTOS:
-        raise ValueError(f"unknown photo {name!r}; choose one of {', '.join(PHOTOS)}")
+        raise UserError(f"unknown photo {name!r}; choose one of {', '.join(PHOTOS)}")
     import skimage.data
 
     image = getattr(skimage.data, name)()
@@ -51,7 +51,7 @@ def load_heldout_photo(name):
             data = np.frombuffer(f.read(), np.uint8)
         return cv2.imdecode(data, cv2.IMREAD_COLOR)
     if name not in HELDOUT_PHOTOS:
-        raise ValueError(f"unknown held-out photo {name!r}; choose one of {', '.join(HELDOUT_PHOTOS)}")
+        raise UserError(f"unknown held-out photo {name!r}; choose one of {', '.join(HELDOUT_PHOTOS)}")
     try:
         import sklearn.datasets
     except ImportError:
