@@ -2,17 +2,17 @@
 
 Label conventions (what every reader returns, whatever the file format on disk):
 
-========== ================ ========= ===================================================================
-task       shape            dtype     values
-========== ================ ========= ===================================================================
-image      (H, W, 3)        uint8     RGB
-semseg     (H, W)           uint8     class ids 0 … C-1 (C in :data:`NUM_CLASSES`); 255 = ignore
-human_parts (H, W)          uint8     0 = background, 1 … 6 = parts; 255 = ignore (all 255: no person)
-depth      (H, W)           float32   metres along the optical axis (z-depth); 0 = invalid
-normals    (H, W, 3)        float32   unit vectors in camera coordinates; all-zero = invalid
-edge       (H, W)           float32   {0, 1}; 255 = ignore (padding only)
-sal        (H, W)           float32   {0, 1}; 255 = ignore (padding only)
-========== ================ ========= ===================================================================
+=========== ========== ======= =====================================================================
+task        shape      dtype   values
+=========== ========== ======= =====================================================================
+image       (H, W, 3)  uint8   RGB
+semseg      (H, W)     uint8   class ids 0 … C-1 (C in :data:`NUM_CLASSES`); 255 = ignore
+human_parts (H, W)     uint8   0 = background, 1 … 6 = parts; 255 = ignore (all 255: no person)
+depth       (H, W)     float32 metres along the optical axis (z-depth); 0 = invalid
+normals     (H, W, 3)  float32 unit vectors in camera coordinates; all-zero = invalid
+edge        (H, W)     float32 {0, 1}; 255 = ignore (padding only)
+sal         (H, W)     float32 {0, 1}; 255 = ignore (padding only)
+=========== ========== ======= =====================================================================
 
 NYUD-MT layout (``root/``): ``images/<id>.jpg``, ``gt_sets/{train,val}.txt``, ``edge/<id>.png`` (read as v/255),
 ``segmentation/<id>.mat`` (field ``segmentation``, 0…40), ``normals/<id>.jpg`` (2·v/255 − 1), ``depth/<id>.mat``
@@ -22,7 +22,13 @@ when ``sal`` is asked of a NYUD root.
 PASCAL-MT layout (``root/``): ``JPEGImages/<id>.jpg``, ``ImageSets/Context/{train,val}.txt``,
 ``Context/trainval/<id>.mat`` (field ``LabelMap``, the 459-class context labels), ``SemanticSegmentation/Context/
 <id>.png``, ``PascalParts/<id>.mat`` (field ``anno``), ``NormalsDistill/<id>.png``, ``SaliencyDistill/<id>.png``,
-``json/nyu_classes.json`` and ``json/context_classes.json``.
+``json/nyu_classes.json`` and ``json/context_classes.json``. Labels are derived as the reference loaders do:
+edges are |Laplacian(LabelMap)| > 0 thinned with scikit-image; human parts come from the person objects (class
+15) of the ``anno`` struct, their part names grouped by :data:`HUMAN_PARTS` (a table kept here, not read from
+``json/pascal_part.json``), and the per-image category cache ``ImageSets/Parts`` is not read (the ``anno`` file
+says whether a person is present); normals keep the context classes that are NYU classes, plus tvmonitor;
+saliency is thresholded at 0.5. Unlike the reference, labels whose size differs from the image are an error,
+not resized.
 
 References:
     Kanakis et al., "Reparameterizing Convolutions for Incremental Multi-Task Learning without Task

@@ -277,19 +277,20 @@ class EdgeMeter:
     measure the reference evaluates with (BSDS protocol).
 
     Per threshold t (``thresholds``: a count of thresholds evenly spaced in (0, 1), 99 by default giving
-    ``linspace(1/100, 99/100, 99)`` as the BSDS benchmark, or the thresholds themselves), the predicted map ``probability >= t`` is thinned to one-pixel lines and matched one
-    to one to the label's edge pixels within ``max_dist`` × the image diagonal (0.011 NYUD, 0.0075 PASCAL); the
-    matched and total pixel counts are summed over the data set; R = matched / label pixels, P = matched /
-    predicted pixels, and odsF is the best F over thresholds, interpolated between neighbouring thresholds as the
-    BSDS ``collect_eval_bdry`` does. Pixels labelled 255 (padding) are left out, and the diagonal is that of the
-    unpadded label.
+    ``linspace(1/100, 99/100, 99)`` as the BSDS benchmark, or the thresholds themselves), the predicted map
+    ``probability >= t`` is thinned to one-pixel lines and matched one to one to the label's edge pixels within
+    ``max_dist`` × the image diagonal (0.011 NYUD, 0.0075 PASCAL); the matched and total pixel counts are summed
+    over the data set; R = matched / label pixels, P = matched / predicted pixels, and odsF is the best F over
+    thresholds, interpolated between neighbouring thresholds as the BSDS ``collect_eval_bdry`` does. Pixels
+    labelled 255 (padding) are left out, and the diagonal is that of the unpadded label.
 
     Differences from seism: (1) the correspondence is a greedy nearest-first one-to-one matching
     (:func:`match_edges`), where seism's ``correspondPixels`` solves a minimum-cost assignment (CSA) with outlier
     costs; both match each pixel at most once and prefer near pairs, but the greedy count can be lower where a
-    pixel takes a partner another pixel needed (so odsF can be slightly lower); (2) thinning is scikit-image's ``thin``, not MATLAB's ``bwmorph(..., 'thin', inf)``, so lines can
-    differ by a pixel at junctions; (3) the threshold count and spacing follow the BSDS defaults, not a value
-    read from seism's HED parameter file, which we did not verify; (4) one ground-truth map per image
+    pixel takes a partner another pixel needed (so odsF can be slightly lower); (2) thinning is scikit-image's
+    ``thin``, not MATLAB's ``bwmorph(..., 'thin', inf)``, so lines can differ by a pixel at junctions; (3) the
+    threshold count and spacing follow the BSDS defaults, not a value read from seism's HED parameter file,
+    which we did not verify; (4) one ground-truth map per image
     (as NYUD-MT / PASCAL-MT), no per-image OIS or AP. Numbers are close to, not identical with, published odsF.
     """
 
