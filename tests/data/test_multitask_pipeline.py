@@ -147,3 +147,15 @@ def test_missing_files_fail_before_the_first_batch(root, tmp_path):
     with pytest.raises(UserError, match="000004.jpg' is missing"):
         mp.multitask_dataset(copy, "nyud", "train", ["normals"])
     mp.multitask_dataset(copy, "nyud", "train", ["depth"])  # tasks that do not need the file still load
+
+
+def test_parts_only_training_skips_images_without_a_person(tmp_path):
+    from multitask_layouts import write_tiny_pascal
+
+    root, _, _ = write_tiny_pascal(str(tmp_path / "pascal"))
+    kwargs = {"crop_size": (4, 4), "batch_size": 1, "with_info": True}
+    trained = [info["id"][0].numpy().decode()
+               for _, _, info in mp.multitask_dataset(root, "pascal", "train", ["human_parts"], augment=True, **kwargs)]
+    evaluated = [info["id"][0].numpy().decode()
+                 for _, _, info in mp.multitask_dataset(root, "pascal", "train", ["human_parts"], **kwargs)]
+    assert trained == ["2008_000001"] and evaluated == ["2008_000001", "2008_000002"]
