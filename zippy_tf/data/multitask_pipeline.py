@@ -130,7 +130,9 @@ def multitask_dataset(root, dataset, split, tasks, *, crop_size=None, augment=Fa
         root: the data set folder. dataset: "nyud" or "pascal". split: "train" or "val".
         tasks: the task names whose labels to load.
         crop_size: (height, width) of the training crops and of evaluation's padding; None keeps every image at
-            its own size (then all images must share one size when batch_size > 1).
+            its own size (then all images must share one size when batch_size > 1). For evaluation pick at least
+            the largest image (the reference pads PASCAL to 512x512, NYUD to 425x560): a larger image is cut at
+            the bottom and right, and ``info["size"]`` still reports its full size.
         augment: the training augmentation (needs crop_size); otherwise only padding to crop_size.
         batch_size: examples per batch; augmented (training) datasets drop the last incomplete batch.
         shuffle: reshuffle the examples each epoch.
