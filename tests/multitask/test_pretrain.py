@@ -3,6 +3,8 @@ encoder by its documented layer names, and its images are not the multi-task set
 
 import json
 import os
+import subprocess
+import sys
 
 import h5py
 import numpy as np
@@ -11,7 +13,7 @@ import pytest
 from zippy_tf._compat import keras, tf
 from zippy_tf.data.multitask_generate import PRETRAIN_PHOTOS, TEXTURE_PHOTOS
 from zippy_tf.errors import UserError
-from zippy_tf.multitask import resnet
+from zippy_tf.multitask import pretrain, resnet
 from zippy_tf.multitask.pretrain import classifier, crop_batch, pretrain_encoder, pretrain_photos
 
 
@@ -51,12 +53,24 @@ def test_classifier_loss_decreases_on_a_fixed_batch():
     assert np.all(np.isfinite(losses)) and losses[-1] < 0.5 * losses[0]
 
 
-def test_pretrain_writes_the_plain_encoder_by_layer_name(tmp_path):
+def test_pretrain_resumes_and_writes_the_plain_encoder_by_layer_name(tmp_path, monkeypatch):
     output = str(tmp_path / "encoder.h5")
-    summary = pretrain_encoder(output, steps=4, steps_per_epoch=2, size=32, batch_size=4, width=0.125, heldout=8)
-    assert np.all(np.isfinite(summary["history"]["loss"])) and len(summary["history"]["loss"]) == 2
-    assert 0.0 <= summary["heldout_accuracy"] <= 1.0
+    arguments = {"steps": 4, "steps_per_epoch": 2, "size": 32, "batch_size": 4, "width": 0.125, "heldout": 8}
+
+    def stop(self, epoch, logs=None):
+        raise InterruptedError  # after the backup of epoch 1 (the backup callback runs first)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(pretrain._Progress, "on_epoch_end", stop)
+        with pytest.raises(InterruptedError):
+            pretrain_encoder(output, **arguments)
+    assert not os.path.exists(output) and os.listdir(tmp_path / "encoder.ckpt")
+    summary = pretrain_encoder(output, **arguments)  # the same call again continues with epoch 2
+    assert summary["resumed"] and len(summary["history"]["loss"]) == 1
+    assert np.all(np.isfinite(summary["history"]["loss"])) and 0.0 <= summary["heldout_accuracy"] <= 1.0
     assert json.loads((tmp_path / "encoder.json").read_text())["steps"] == 4
+    assert not os.listdir(tmp_path / "encoder.ckpt")  # the backup is removed once training finished
+
     encoder = resnet((32, 32, 3), width=0.125)
     with h5py.File(output, "r") as f:
         names = [str(n, "utf-8") if isinstance(n, bytes) else str(n) for n in f.attrs["layer_names"]]
@@ -66,7 +80,6 @@ def test_pretrain_writes_the_plain_encoder_by_layer_name(tmp_path):
     assert kernel.dtype == np.float16
     encoder.load_weights(output, by_name=True)
     np.testing.assert_array_equal(encoder.get_layer("conv1").kernel.numpy(), kernel.astype(np.float32))
-    assert not os.listdir(tmp_path / "encoder.ckpt")  # the backup is removed once training finished
 
 
 @pytest.mark.parametrize("kwargs, word", [
@@ -79,3 +92,10 @@ def test_bad_arguments_are_one_line(kwargs, word, tmp_path):
     arguments["output"] = str(tmp_path / arguments["output"])
     with pytest.raises(UserError, match=word.replace("*", r"\*")):
         pretrain_encoder(arguments.pop("output"), **arguments)
+
+
+def test_command_line_bad_input_is_one_line_exit_2(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "zippy_tf.multitask.pretrain", f"--output={tmp_path}/e.h5",
+                           "--steps=5", "--steps_per_epoch=2"], capture_output=True, text=True)
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert done.returncode == 2 and len(lines) == 1 and "multiple of steps_per_epoch" in lines[0], done.stderr[-2000:]
