@@ -129,8 +129,16 @@ def test_shards_split_the_examples(root):
     assert not set(ids[0]) & set(ids[1]) and sorted(ids[0] + ids[1]) == [f"{i:06d}" for i in range(5)]
 
 
+def test_ids_select_a_subset_in_split_order(root):
+    data = mp.multitask_dataset(root, "nyud", "train", ["depth"], batch_size=1, with_info=True,
+                                ids=["000003", "000001"])
+    assert [info["id"][0].numpy().decode() for _, _, info in data] == ["000001", "000003"]
+
+
 @pytest.mark.parametrize("kwargs, match", [
     ({"augment": True}, "needs crop_size"),
+    ({"ids": ["000001", "999999"]}, "not in split 'train', e.g. '999999'"),
+    ({"ids": []}, "ids is empty"),
     ({"num_shards": 2, "shard_index": 2}, "shard_index=2"),
     ({"augment": True, "crop_size": (8, 8), "batch_size": 6}, "too few"),
     ({"crop_size": (8,)}, "crop_size"),

@@ -37,14 +37,11 @@ def define_flags(fv):
 
 def _labelled_dataset(root, dataset, target, labelled, crop, batch_size, seed):
     """Augmented (image, labels) batches of the labelled subset only, endless."""
-    from zippy_tf._compat import tf
     from zippy_tf.data.multitask_pipeline import multitask_dataset
 
-    keep = tf.constant(labelled)
     data = multitask_dataset(root, dataset, "train", [target], crop_size=crop, augment=True, batch_size=1,
-                             shuffle=True, seed=seed, with_info=True).unbatch()
-    data = data.filter(lambda image, labels, info: tf.reduce_any(tf.equal(info["id"], keep)))
-    return data.map(lambda image, labels, info: (image, labels)).repeat().batch(batch_size, drop_remainder=True)
+                             shuffle=True, seed=seed, ids=labelled).unbatch()
+    return data.repeat().batch(batch_size, drop_remainder=True)
 
 
 def _init_from(path, spec, trunk, head):

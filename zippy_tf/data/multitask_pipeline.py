@@ -122,8 +122,21 @@ def _check_size(size, name):
     return size
 
 
+def _subset(split_ids, ids, split):
+    if ids is None:
+        return split_ids
+    wanted = set(ids)
+    unknown = sorted(wanted - set(split_ids))
+    if unknown:
+        raise UserError(f"ids holds {len(unknown)} id(s) not in split {split!r}, e.g. {unknown[0]!r}; pass ids of "
+                        "that split")
+    if not wanted:
+        raise UserError("ids is empty; pass at least one example id, or ids=None for the whole split")
+    return [i for i in split_ids if i in wanted]
+
+
 def multitask_dataset(root, dataset, split, tasks, *, crop_size=None, augment=False, batch_size=8,
-                      shuffle=False, seed=0, num_shards=1, shard_index=0, with_info=False):
+                      shuffle=False, seed=0, num_shards=1, shard_index=0, with_info=False, ids=None):
     """A batched ``tf.data.Dataset`` of one split of a NYUD-MT / PASCAL-MT folder (see the module docstring).
 
     Args:
@@ -139,6 +152,7 @@ def multitask_dataset(root, dataset, split, tasks, *, crop_size=None, augment=Fa
         seed: fixes the order and every augmentation draw.
         num_shards, shard_index: this worker's share of the examples (every num_shards-th from shard_index).
         with_info: add a third element {"id", "size"}.
+        ids: only these examples of the split (e.g. a label fraction's subset), in the split's order; None: all.
 
     With human_parts as the only task, augmented data skip images without a person (all 255), as the reference
     trains parts alone. Every file is checked before the dataset is returned.
@@ -149,7 +163,7 @@ def multitask_dataset(root, dataset, split, tasks, *, crop_size=None, augment=Fa
         raise UserError("augment=True needs crop_size=(height, width) for its random crops")
     if not 0 <= shard_index < num_shards:
         raise UserError(f"shard_index={shard_index} must lie in 0..num_shards-1 (num_shards={num_shards})")
-    ids = check_split(root, dataset, split, tasks)
+    ids = _subset(check_split(root, dataset, split, tasks), ids, split)
     if augment and len(ids) // num_shards < batch_size:
         raise UserError(f"split {split!r} has {len(ids)} examples, too few for {num_shards} shard(s) of batches of "
                         f"{batch_size}; lower batch_size")
