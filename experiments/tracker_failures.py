@@ -15,7 +15,7 @@ move from a look-alike back to good. OpenCV's CSRT (``--baselines``) runs throug
 classification in the same run, the baseline for every row.
 
 The default split is generated with seed 4, 100 sequences × 60 frames (comparisons of trained trackers need ≥ 100
-sequences: on 30, equal runs differ by up to 0.03 AUC; ``models/ettrack/card.md``), disjoint from the training
+sequences: on 30, equal runs differ by up to 0.03 AUC; ``docs/tracker-findings.md``), disjoint from the training
 (1, 5), validation (2, 3) and test (1000) seeds.
 
     python experiments/tracker_failures.py [--tracker ettrack] [--weights PATH --hyperparameters tracker.json ...] \

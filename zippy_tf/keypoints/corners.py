@@ -58,7 +58,7 @@ def refine_to_corners(images, keypoints, radius=4):
     """Moves each keypoint onto the strongest Shi-Tomasi corner within ``radius`` px (our addition to ZippyPoint).
 
     Why: in CPU-sized training runs the location heads of ZippyPoint and KP2D do not learn sub-cell offsets
-    (``models/zippypoint/card.md``); the cells the score head picks are right, the positions inside them are not.
+    (``docs/keypoint-findings.md``); the cells the score head picks are right, the positions inside them are not.
     Each keypoint, rounded to a pixel, is replaced by the maximum of the corner response over the (2r+1)² window
     around it, cut at the image border; ties (flat regions) keep the candidate nearest the centre. The default
     radius, half an 8-px cell, lets a point reach any pixel of a cell-sized neighbourhood.

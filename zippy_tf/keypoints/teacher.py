@@ -1,10 +1,10 @@
 r"""A Shi-Tomasi corner teacher for the score and location heads (our addition to the KP2D recipe, off by default).
 
 Why: in CPU-sized runs the self-supervised location loss does not teach the location head sub-cell offsets (it
-stays at the ≈2.5 px that cell centres give, see ``models/zippypoint/card.md``), and the score head, trained by the
+stays at the ≈2.5 px that cell centres give, see ``docs/keypoint-findings.md``), and the score head, trained by the
 usp loss from those locations, picks cells that are not repeatable. The trained descriptors are not the main
 problem: sampled at per-cell Shi-Tomasi maxima instead of the network's own keypoints, KP2D's reach a higher
-homography correctness and matching score than ORB on the generated test set (``benchmarks/keypoint_swap.py``).
+homography correctness and matching score than ORB on the generated test set (``experiments/keypoint_swap.py``).
 The teacher gives the heads that signal directly, per image and with no correspondence search: in every 8×8 cell,
 the location of the strongest corner response (:func:`cell_teacher`) and the cell's rank by that response. It is a
 dense regression target, so it is learned in far fewer steps than the KP2D losses; they keep training everything
