@@ -58,6 +58,41 @@ def test_export_both_branches(networks, tmp_path, head, fmt):
         assert np.abs(outputs[key] - want).max() <= 1e-4 * max(np.abs(want).max(), 1e-6)
 
 
+def _depthwise_multipliers(flatbuffer):
+    """Output channels / input channels of every DEPTHWISE_CONV_2D of a flatbuffer."""
+    from zippy_tf._compat import tf
+
+    interpreter = tf.lite.Interpreter(model_content=flatbuffer)
+    shapes = {t["index"]: t["shape"] for t in interpreter.get_tensor_details()}
+    return [int(shapes[op["outputs"][0]][-1] // shapes[op["inputs"][0]][-1])
+            for op in interpreter._get_ops_details() if op["op_name"] == "DEPTHWISE_CONV_2D"]
+
+
+def test_exported_search_branch_mixes_the_exemplar_kernels(networks):
+    """Thesis Eq. 4.6 in the exported graph: one depthwise conv per Exemplar layer, with its C channels (the training
+    form's one conv has E·C output channels, E convolutions summed), and the same outputs."""
+    from zippy_tf._compat import keras
+    from zippy_tf.tracking.exemplar import ExemplarTransformer
+    from zippy_tf.tracking.export import convert_search_branch
+    from zippy_tf.tracking.model import deployment_form
+
+    network = _network(networks, "exemplar")
+    deployed = deployment_form(network)
+    modules = list(network.search_net.submodules)
+    exemplar = [m for m in modules if isinstance(m, ExemplarTransformer)]
+    depthwise = [m for m in modules if isinstance(m, keras.layers.DepthwiseConv2D)]  # Exemplar's own included
+    assert len(exemplar) == 10 and {m.attend.depthwise_form for m in exemplar} == {"output_sum"}
+    trained = _depthwise_multipliers(convert_search_branch(network, "fp32"))
+    exported = _depthwise_multipliers(convert_search_branch(deployed, "fp32"))
+    assert len(trained) == len(exported) == len(depthwise)
+    assert sorted(trained).count(4) == len(exemplar) and set(exported) == {1}
+    template, search = _inputs(seed=3)
+    features = network.template_net(template)
+    want, got = network.search_net([search, features]), deployed.search_net([search, features])
+    for key in ("cls", "reg"):
+        assert np.abs(got[key].numpy() - want[key].numpy()).max() <= 1e-4 * max(np.abs(want[key].numpy()).max(), 1e-6)
+
+
 def test_lce_is_refused(networks, tmp_path):
     with pytest.raises(UserError, match="format='fp32' or format='int8'"):
         export_tracker(_network(networks, "conv"), "lce", str(tmp_path / "t.tflite"))

@@ -13,6 +13,7 @@ LAYERS = [
     (ExemplarAttention, dict(kernel_size=5, num_exemplars=4, query_dim=8)),
     (ExemplarTransformer, dict(kernel_size=3, num_exemplars=2, query_dim=8, ffn_dim=24, dropout=0.0)),
     (ExemplarTransformer, dict(kernel_size=3, num_exemplars=2, query_dim=8, ffn_dim=24, pointwise_form="conv_sum")),
+    (ExemplarAttention, dict(kernel_size=3, num_exemplars=4, query_dim=8, depthwise_form="mixed_kernel")),
     (SelfAttention, dict(num_heads=4)),
     (SelfAttentionTransformer, dict(num_heads=2, ffn_dim=24)),
     (ChannelAttention, dict(ratio=0.25, divisor=8, gate="hard_sigmoid")),
@@ -36,21 +37,40 @@ def _randomize_batch_norms(layer, seed=1):
 
 @pytest.mark.parametrize("training", [False, True])
 @pytest.mark.parametrize("kernel_size,num_exemplars", [(3, 4), (5, 4), (3, 1)])
-@pytest.mark.parametrize("pointwise_form", ["matmul", "conv_sum"])
+@pytest.mark.parametrize("pointwise_form,depthwise_form", [("matmul", "output_sum"), ("conv_sum", "output_sum"),
+                                                           ("matmul", "mixed_kernel")])
 @pytest.mark.parametrize("cls", [ExemplarAttention, ExemplarTransformer])
-def test_exemplar_forms_agree(cls, pointwise_form, kernel_size, num_exemplars, training):
-    """The export forms (Σ_e a_e conv(X, V_e) depthwise; mixed-kernel matmul or output sum pointwise) equal
-    conv(X, Σ_e a_e V_e) (thesis Eq. 4.6) per sample."""
+def test_exemplar_forms_agree(cls, pointwise_form, depthwise_form, kernel_size, num_exemplars, training):
+    """The graph forms (depthwise: Σ_e a_e conv(X, V_e) or one conv with the mixed kernel; pointwise: mixed-kernel
+    matmul or output sum) equal the per-sample conv(X, Σ_e a_e V_e) (thesis Eq. 4.6), for a batch of 2 and of 1."""
     kwargs = dict(ffn_dim=24, dropout=0.0) if cls is ExemplarTransformer else {}
     layer = cls(kernel_size=kernel_size, num_exemplars=num_exemplars, query_dim=8, temperature=0.5,
-                pointwise_form=pointwise_form, **kwargs)
+                pointwise_form=pointwise_form, depthwise_form=depthwise_form, **kwargs)
     x = _noise(SHAPE)
     layer(x)
     _randomize_batch_norms(layer)
-    fixed = layer(x, training=training).numpy()
-    mixed = layer(x, training=training, mix_kernels=True).numpy()
-    assert np.abs(fixed - mixed).max() <= 1e-5
-    assert np.abs(fixed).max() > 1e-2  # not trivially zero
+    for batch in (x, x[1:]):  # a batch of 1 takes the deployed path (a plain depthwise conv)
+        fixed = layer(batch, training=training).numpy()
+        mixed = layer(batch, training=training, mix_kernels=True).numpy()
+        assert np.abs(fixed - mixed).max() <= 1e-5
+        assert np.abs(fixed).max() > 1e-2  # not trivially zero
+
+
+def test_depthwise_forms_in_a_model_with_a_static_batch():
+    """The deployed form traced with a static batch of 1 (as it exports) gives the training form's outputs."""
+    layers = [ExemplarAttention(kernel_size=5, query_dim=8, depthwise_form=form, name="attention")
+              for form in ("output_sum", "mixed_kernel")]
+    models = []
+    for layer in layers:
+        inputs = keras.Input(SHAPE[1:], batch_size=1)
+        models.append(keras.Model(inputs, layer(inputs)))
+    _randomize_batch_norms(layers[0])
+    models[1].set_weights(models[0].get_weights())
+    x = _noise((1, *SHAPE[1:]))
+    want = models[0](x).numpy()
+    assert np.abs(models[1](x).numpy() - want).max() <= 1e-5 * np.abs(want).max()
+    with pytest.raises(ValueError, match="depthwise_form"):
+        ExemplarAttention(depthwise_form="einsum")
 
 
 def test_pointwise_forms_share_the_weight_layout():

@@ -6,8 +6,9 @@ from zippy_tf._compat import keras, register, tf
 from zippy_tf.tracking.layers import BN_EPSILON, ChannelAttention, TransformerFeedForward, batch_norm
 
 _ATTENTION_ARGS = ("kernel_size", "num_exemplars", "query_dim", "temperature", "scale_by_dim", "se_ratio",
-                   "pointwise_form")
+                   "pointwise_form", "depthwise_form")
 POINTWISE_FORMS = ("matmul", "conv_sum")
+DEPTHWISE_FORMS = ("output_sum", "mixed_kernel")
 
 
 def _weighted_sum(outputs, weights):
@@ -34,6 +35,26 @@ def _mixed_pointwise(inputs, kernel, weights):
     return tf.reshape(out, [-1, h, w, channels])
 
 
+def _mixed_depthwise(inputs, kernel, weights):
+    """conv(x_b, Σ_e a[b, e] V_e) (thesis Eq. 4.6): the per-sample mixed k×k kernels applied by ONE depthwise conv.
+
+    ``kernel`` is the stacked depthwise kernel (k, k, C, E). With a static batch of 1 (the deployed tracker) the graph
+    is one matmul that mixes the kernel and a plain depthwise convolution with that computed kernel (C·k² MACs per
+    position instead of E·C·k²). Other batches fold the batch into the channels, (1, H, W, B·C), so that one
+    depthwise convolution still applies every sample's own kernel.
+    """
+    k, channels = kernel.shape[0], inputs.shape[-1]
+    stacked = tf.transpose(tf.reshape(kernel, [k * k * channels, weights.shape[-1]]))  # (E, k·k·C), constant-folded
+    mixed = tf.reshape(tf.matmul(weights, stacked), [-1, k, k, channels])  # (B, k, k, C)
+    if inputs.shape[0] == 1:
+        return tf.nn.depthwise_conv2d(inputs, tf.reshape(mixed, [k, k, channels, 1]), [1, 1, 1, 1], "SAME")
+    h, w = inputs.shape[1], inputs.shape[2]
+    folded = tf.reshape(tf.transpose(inputs, [1, 2, 0, 3]), [1, h, w, -1])  # channel b·C + c
+    kernels = tf.reshape(tf.transpose(mixed, [1, 2, 0, 3]), [k, k, -1, 1])
+    out = tf.nn.depthwise_conv2d(folded, kernels, [1, 1, 1, 1], "SAME")
+    return tf.transpose(tf.reshape(out, [h, w, -1, channels]), [2, 0, 1, 3])
+
+
 @register
 class ExemplarAttention(keras.layers.Layer):
     r"""Exemplar Attention: a global query attends over E learned exemplars whose values are convolution kernels.
@@ -44,15 +65,18 @@ class ExemplarAttention(keras.layers.Layer):
     $\Psi_1$ is global average pooling, $W_K \in \mathbb{R}^{E \times d_k}$ input-independent exemplar keys and each
     value $W_V^{(e)}$ a (depthwise $k \times k$, pointwise $1 \times 1$) kernel pair, mixed with the same weights, as
     in the released code: dw-conv → BN → ReLU → SE → pw-conv → BN → ReLU. The scale by $\sqrt{d_k}$ and temperature
-    $\tau$ come before the softmax (the code, not Alg. 4.1). Every filter stays a constant, so TFLite needs builtin
-    ops only:
+    $\tau$ come before the softmax (the code, not Alg. 4.1). TFLite needs builtin ops only in every form:
 
-    * depthwise: the right-hand form, one DepthwiseConv2D with depth multiplier E whose E outputs per channel are
-      summed with the per-sample weights (E× the depthwise MACs, which are small);
+    * depthwise (``depthwise_form="output_sum"``, the default, used for training): the right-hand form (Eq. 4.5),
+      one DepthwiseConv2D with depth multiplier E and a constant filter whose E outputs per channel are summed with
+      the per-sample weights (E× the depthwise MACs); ``"mixed_kernel"`` is the left-hand form (Eq. 4.6), the
+      thesis's deployment form: the E kernels mixed by the weights first, then ONE depthwise convolution with the
+      computed kernel (batch 1: a plain depthwise conv; larger batches are folded into the channels).
+      :func:`~zippy_tf.tracking.model.deployment_form` switches a tracker to it for export;
     * pointwise (``pointwise_form="matmul"``, the default): the left-hand form, the per-sample mixed (C, C) kernel
       $\sum_e a_e W_V^{(e)}$ computed with one matmul and applied with one BATCH_MATMUL, i.e. the MACs of a single
       1×1 convolution (plus B·E·C² to mix); ``"conv_sum"`` instead sums the outputs of E fixed 1×1 convolutions
-      (E× the MACs; the form of earlier versions, kept for comparison). The weights are the same in both forms.
+      (E× the MACs; the form of earlier versions, kept for comparison). The weights are the same in every form.
 
     ``call(..., mix_kernels=True)`` computes the textbook form (per-sample mixed kernels for both convolutions, with
     ``map_fn``) for testing the equivalence; it does not export.
@@ -67,6 +91,7 @@ class ExemplarAttention(keras.layers.Layer):
         scale_by_dim: divide the logits by $\sqrt{d_k}$.
         se_ratio: width of the SE bottleneck relative to C (0.5).
         pointwise_form: "matmul" (mixed kernel, default) or "conv_sum" (E convolutions' outputs summed).
+        depthwise_form: "output_sum" (E convolutions' outputs summed, default) or "mixed_kernel" (Eq. 4.6).
 
     Example:
         >>> y = ExemplarAttention(kernel_size=3)(tf.ones((2, 16, 16, 64)))  # (2, 16, 16, 64)
@@ -76,11 +101,14 @@ class ExemplarAttention(keras.layers.Layer):
     """
 
     def __init__(self, kernel_size=3, num_exemplars=4, query_dim=256, temperature=2.0, scale_by_dim=True,
-                 se_ratio=0.5, pointwise_form="matmul", **kwargs):
+                 se_ratio=0.5, pointwise_form="matmul", depthwise_form="output_sum", **kwargs):
         super().__init__(**kwargs)
         if pointwise_form not in POINTWISE_FORMS:
             raise ValueError(f"pointwise_form must be one of {POINTWISE_FORMS}, not {pointwise_form!r}")
+        if depthwise_form not in DEPTHWISE_FORMS:
+            raise ValueError(f"depthwise_form must be one of {DEPTHWISE_FORMS}, not {depthwise_form!r}")
         self.pointwise_form = pointwise_form
+        self.depthwise_form = depthwise_form
         self.kernel_size = int(kernel_size)
         self.num_exemplars = int(num_exemplars)
         self.query_dim = int(query_dim)
@@ -100,7 +128,8 @@ class ExemplarAttention(keras.layers.Layer):
         self.pointwise = keras.layers.Conv2D(
             num * channels, 1, use_bias=False, name="pointwise",
             kernel_initializer=keras.initializers.VarianceScaling(1.0 / 3.0, "fan_in", "uniform"))
-        self.pointwise.build(input_shape)  # the matmul form reads its kernel without calling it
+        self.depthwise.build(input_shape)  # the mixed forms read the kernels without calling the layers
+        self.pointwise.build(input_shape)
         self.depthwise_norm = batch_norm("depthwise_norm")
         self.pointwise_norm = batch_norm("pointwise_norm")
         self.excite = ChannelAttention(self.se_ratio, name="excite")
@@ -132,7 +161,10 @@ class ExemplarAttention(keras.layers.Layer):
         if mix_kernels:
             depthwise, pointwise = self._mixed_kernel_convolutions(inputs, weights)
         else:
-            depthwise = lambda x: _weighted_sum(self.depthwise(x), weights)  # noqa: E731
+            if self.depthwise_form == "mixed_kernel":
+                depthwise = lambda x: _mixed_depthwise(x, self.depthwise.depthwise_kernel, weights)  # noqa: E731
+            else:
+                depthwise = lambda x: _weighted_sum(self.depthwise(x), weights)  # noqa: E731
             if self.pointwise_form == "matmul":
                 pointwise = lambda x: _mixed_pointwise(x, self.pointwise.kernel, weights)  # noqa: E731
             else:
@@ -156,8 +188,8 @@ class ExemplarTransformer(keras.layers.Layer):
     dropout 0.1, LayerNorm). A drop-in replacement for a stride-1, C→C convolution module of the tracker heads.
 
     Args:
-        kernel_size, num_exemplars, query_dim, temperature, scale_by_dim, se_ratio, pointwise_form: see
-            :class:`ExemplarAttention`.
+        kernel_size, num_exemplars, query_dim, temperature, scale_by_dim, se_ratio, pointwise_form,
+            depthwise_form: see :class:`ExemplarAttention`.
         ffn_dim: hidden width of the FFN (1024).
         dropout: FFN dropout (0.1).
         epsilon: LayerNorm epsilon.
@@ -171,10 +203,11 @@ class ExemplarTransformer(keras.layers.Layer):
     """
 
     def __init__(self, kernel_size=3, num_exemplars=4, query_dim=256, temperature=2.0, scale_by_dim=True,
-                 se_ratio=0.5, ffn_dim=1024, dropout=0.1, epsilon=BN_EPSILON, pointwise_form="matmul", **kwargs):
+                 se_ratio=0.5, ffn_dim=1024, dropout=0.1, epsilon=BN_EPSILON, pointwise_form="matmul",
+                 depthwise_form="output_sum", **kwargs):
         super().__init__(**kwargs)
         self.attend = ExemplarAttention(kernel_size, num_exemplars, query_dim, temperature, scale_by_dim, se_ratio,
-                                        pointwise_form, name="attention")
+                                        pointwise_form, depthwise_form, name="attention")
         for key in _ATTENTION_ARGS:  # the attention's own (normalised) values
             setattr(self, key, getattr(self.attend, key))
         self.ffn_dim = int(ffn_dim)
@@ -190,4 +223,4 @@ class ExemplarTransformer(keras.layers.Layer):
         return {**super().get_config(), **{key: getattr(self, key) for key in _ATTENTION_ARGS},
                 "ffn_dim": self.ffn_dim, "dropout": self.dropout, "epsilon": self.epsilon}
 
-__all__ = ["ExemplarAttention", "ExemplarTransformer"]
+__all__ = ["DEPTHWISE_FORMS", "POINTWISE_FORMS", "ExemplarAttention", "ExemplarTransformer"]

@@ -11,6 +11,7 @@ from zippy_tf._compat import tf
 from zippy_tf.errors import UserError
 from zippy_tf.export import convert, convert_int8, op_census, tflite_converter
 from zippy_tf.io import atomic_write, check_output_path
+from zippy_tf.tracking.model import deployment_form
 
 TRACKER_FORMATS = ("fp32", "int8")
 # Ops kept float32 in the int8 export, because this TFLite's int8 kernels for them are slower than float (1 thread,
@@ -50,7 +51,9 @@ def export_tracker(network, fmt, output_path, *, calibration_count=8):
     """Converts both branches of a :class:`~zippy_tf.tracking.model.TrackerNetwork` and writes two flatbuffers.
 
     Args:
-        network: the tracker (its input sizes are baked into the flatbuffers).
+        network: the tracker (its input sizes are baked into the flatbuffers). It exports in its deployment form
+            (:func:`~zippy_tf.tracking.model.deployment_form`: batch 1, each Exemplar Attention's depthwise kernels
+            mixed before one depthwise convolution, thesis Eq. 4.6).
         fmt: "fp32" or "int8" (integer kernels except ``INT8_FLOAT_OPS``: depthwise convolutions and LayerNorm;
             float32 inputs and outputs).
         output_path: ``<stem>.tflite``; writes ``<stem>_template.tflite`` and ``<stem>_search.tflite``. Both are
@@ -67,6 +70,7 @@ def export_tracker(network, fmt, output_path, *, calibration_count=8):
     paths = branch_paths(output_path)
     for path in paths:
         check_output_path(path)
+    network = deployment_form(network)
     templates, pairs = calibration_data(network, calibration_count) if fmt == "int8" else (None, None)
     data = (convert(network.template_net, fmt, representative_data=templates, float_ops=INT8_FLOAT_OPS),
             convert_search_branch(network, fmt, representative_pairs=pairs))

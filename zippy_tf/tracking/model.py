@@ -134,7 +134,8 @@ def _tower(x, head, filters, kernels, name, options):
             x = _separable(x, filters, kernel_size, f"{name}{i}")
         elif head == "exemplar":
             x = ExemplarTransformer(kernel_size, options["num_exemplars"], ffn_dim=options["ffn_dim"],
-                                    dropout=options["dropout"], name=f"{name}{i}_exemplar")(x)
+                                    dropout=options["dropout"], depthwise_form=options["depthwise_form"],
+                                    name=f"{name}{i}_exemplar")(x)
         else:
             x = SelfAttentionTransformer(options["num_heads"], options["ffn_dim"], options["dropout"],
                                          name=f"{name}{i}_attention")(x)
@@ -142,7 +143,8 @@ def _tower(x, head, filters, kernels, name, options):
 
 
 def build_tracker_network(*, head="exemplar", template_size=127, search_size=256, weights=None, num_exemplars=4,
-                          num_heads=8, ffn_dim=1024, dropout=0.1, name=None):
+                          num_heads=8, ffn_dim=1024, dropout=0.1, depthwise_form="output_sum", batch_size=None,
+                          name=None):
     """Builds a tracker's template and search branches around one LT-Mobile backbone.
 
     The branches share the backbone's convolution weights; each keeps its own BatchNorm layers (statistics and affine
@@ -158,6 +160,9 @@ def build_tracker_network(*, head="exemplar", template_size=127, search_size=256
         num_exemplars: E of the Exemplar Transformers.
         num_heads: heads of the self-attention baseline.
         ffn_dim, dropout: FFN width and dropout of both transformer heads.
+        depthwise_form: how the Exemplar Attention applies its depthwise kernels: "output_sum" (Eq. 4.5, for
+            training) or "mixed_kernel" (Eq. 4.6, the deployment form; see :func:`deployment_form`).
+        batch_size: a static batch size of the inputs (None: any; the deployment form uses 1).
         name: model name prefix (default: the head's tracker name).
 
     Returns:
@@ -169,18 +174,19 @@ def build_tracker_network(*, head="exemplar", template_size=127, search_size=256
         if size < STRIDE * 2:
             raise UserError(f"{what} {size} is too small; use at least {STRIDE * 2} pixels (127 / 256 by default)")
     config = dict(head=head, template_size=template_size, search_size=search_size, num_exemplars=num_exemplars,
-                  num_heads=num_heads, ffn_dim=ffn_dim, dropout=dropout)
+                  num_heads=num_heads, ffn_dim=ffn_dim, dropout=dropout, depthwise_form=depthwise_form,
+                  batch_size=batch_size)
     name = name or {"exemplar": "ettrack", "conv": "lighttrack", "attention": "attention_tracker"}[head]
     backbone = lt_mobile(name="backbone")
     template_backbone = branch_twin(backbone, "template_", name="template_backbone")
 
-    template = keras.Input((template_size, template_size, 3), name="template")
+    template = keras.Input((template_size, template_size, 3), batch_size, name="template")
     # The template's neck BatchNorm is folded into the cached branch: it depends on the template only.
     template_net = keras.Model(template, batch_norm("template_features")(template_backbone(template)),
                                name=f"{name}_template")
 
-    search = keras.Input((search_size, search_size, 3), name="search")
-    features = keras.Input(template_net.outputs[0].shape[1:], name="template_features")
+    search = keras.Input((search_size, search_size, 3), batch_size, name="search")
+    features = keras.Input(template_net.outputs[0].shape[1:], batch_size, name="template_features")
     x = batch_norm("search_norm")(backbone(search))
     x = PixelwiseCorrelation(name="correlation")([x, features])
     x = ChannelAttention(1.0, name="channel_attention")(x)
@@ -194,6 +200,23 @@ def build_tracker_network(*, head="exemplar", template_size=127, search_size=256
     search_net = keras.Model([search, features], outputs, name=f"{name}_search")
     network = TrackerNetwork(template_net, search_net, config)
     return network.load_weights(weights) if weights is not None else network
+
+
+def deployment_form(network):
+    """The deployed form of a tracker network: batch 1, and every Exemplar Attention with its depthwise kernels
+    mixed by the attention weights before ONE depthwise convolution (thesis Eq. 4.6, ``depthwise_form=
+    "mixed_kernel"``) instead of E convolutions' outputs summed (Eq. 4.5). Same weights, same outputs (up to float
+    summation order); E× fewer depthwise MACs. Export uses it (:func:`~zippy_tf.tracking.export.export_tracker`).
+
+    Returns:
+        a new :class:`TrackerNetwork` (``network`` is not changed).
+    """
+    deployed = build_tracker_network(**{**network.config, "depthwise_form": "mixed_kernel", "batch_size": 1},
+                                     name=network.search_net.name[: -len("_search")])
+    with network._every_layer_trainable():
+        deployed.pair_model().set_weights(network.pair_model().get_weights())
+    deployed.weights_path = network.weights_path
+    return deployed
 
 
 def ettrack(*, weights=None, **config):
@@ -226,15 +249,16 @@ def _flops(model):
 
 
 def _exemplar_extra_macs(search_net):
-    """MACs the exported form spends beyond mixing both kernels first: (E − 1) × each Exemplar Attention's depthwise
-    conv (always an output sum of E fixed convs), and (E − 1) × its pointwise conv in the ``"conv_sum"`` form (the
+    """MACs spent beyond mixing both kernels first: (E − 1) × each Exemplar Attention's depthwise conv in the
+    ``"output_sum"`` form (E fixed convs summed), and (E − 1) × its pointwise conv in the ``"conv_sum"`` form (the
     default ``"matmul"`` form already applies one mixed pointwise kernel)."""
     extra = 0
     for layer in search_net.layers:
         if isinstance(layer, ExemplarTransformer):
             attention: ExemplarAttention = layer.attend
             h, w, c = layer.input_shape[1:]
-            per_exemplar = c * attention.kernel_size ** 2 + (c * c if attention.pointwise_form == "conv_sum" else 0)
+            per_exemplar = ((c * attention.kernel_size ** 2 if attention.depthwise_form == "output_sum" else 0)
+                            + (c * c if attention.pointwise_form == "conv_sum" else 0))
             extra += (attention.num_exemplars - 1) * h * w * per_exemplar
     return extra
 
@@ -242,10 +266,11 @@ def _exemplar_extra_macs(search_net):
 def complexity(network):
     """Parameters and multiply-accumulates of a tracker, per frame with the template features cached.
 
-    MACs are TensorFlow-profiler FLOPs / 2 of the graphs as built, which are the graphs that export (so they include
-    element-wise ops; Exemplar Attention with its pointwise kernels mixed per sample and applied by one matmul, and
-    its depthwise convs as E× fixed convs summed); ``search_macs_mixed_kernels`` is what mixing the depthwise kernels
-    too would cost, comparable to the reference's analytic 1.66 GMACs for E.T.Track.
+    MACs are TensorFlow-profiler FLOPs / 2 of the graphs as built (so they include element-wise ops; Exemplar
+    Attention with its pointwise kernels mixed per sample and applied by one matmul, and, in the training form, its
+    depthwise convs as E× fixed convs summed); ``search_macs_mixed_kernels`` is what mixing the depthwise kernels
+    too costs, the form that exports (:func:`deployment_form`), comparable to the reference's analytic 1.66 GMACs for
+    E.T.Track.
 
     ``params`` counts every trainable weight once, the template branch's own BatchNorm affine parameters
     (``template_batch_norm_params``) included; ``params − template_batch_norm_params`` counts the backbone once, as
@@ -272,7 +297,7 @@ def compare_complexity(**config):
     """:func:`complexity` of E.T.Track and both baselines built with the same ``config`` (sizes), by preset name.
 
     Measured at the reference sizes (template 127, search 256), params with the backbone counted once: ettrack
-    9.05 M params, 1.71 GMACs as built and exported (1.68 G with the depthwise kernels mixed as well, 2.08 G with E×
+    9.05 M params, 1.71 GMACs as built (1.68 G with the depthwise kernels mixed as well, as exported; 2.08 G with E×
     pointwise convs, the ``pointwise_form="conv_sum"`` form; reference 9.05 M / 1.66 G); lighttrack 1.97 M / 0.53 G;
     attention 7.87 M / 2.34 G; template branch 0.087 G each; each + 15.7 k for the template branch's BatchNorm.
     """
@@ -281,4 +306,4 @@ def compare_complexity(**config):
 
 
 __all__ = ["HEADS", "TrackerNetwork", "attention_tracker", "build_tracker_network", "compare_complexity",
-           "complexity", "ettrack", "grid_points", "lighttrack"]
+           "complexity", "deployment_form", "ettrack", "grid_points", "lighttrack"]
