@@ -40,7 +40,7 @@ SCRIPT = _common._script()
 REFERENCE = {"train_scenes": 795, "val_scenes": 654, "resolution": "560x425"}
 PRESETS = {
     "reference": {},
-    "small": {"train_scenes": 120, "val_scenes": 40, "resolution": "80x64", "batch_size": 4, "steps": 150,
+    "small": {"train_scenes": 120, "val_scenes": 40, "resolution": "80x64", "batch_size": 4, "steps": 60,
               "backbone": "resnet18", "width": 0.5, "view_offset": 2, "threads": 1},
 }
 METHOD_NAMES = {"none": "target only", "rotation": "+Rot", "moco": "+MoCo", "densecl": "+DenseCL"}
