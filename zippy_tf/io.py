@@ -12,11 +12,40 @@ import numpy as np
 from zippy_tf.errors import UserError
 
 
+def check_writable(folder):
+    """Raises a :class:`UserError` unless a file can be created in ``folder`` (what ``os.access`` cannot tell for
+    root or read-only mounts)."""
+    try:
+        handle, path = tempfile.mkstemp(dir=folder, prefix=".write-test-")
+    except OSError as e:
+        raise UserError(f"folder {folder!r} is not writable ({e.strerror}); pick an output path in a writable "
+                        "folder") from None
+    os.close(handle)
+    os.remove(path)
+
+
 def check_output_path(path):
-    """Fails early, before any work, when ``path`` cannot be written."""
+    """Fails early, before any work, when the file ``path`` cannot be written: its folder is missing or read-only,
+    or ``path`` is a folder."""
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise UserError(f"output folder {folder!r} does not exist; create it first or pick another output path")
+    if os.path.isdir(path):
+        raise UserError(f"output {path!r} is a folder; pass a file path")
+    check_writable(folder)
+    return path
+
+
+def check_output_folder(path):
+    """Fails early, before any work, when the folder ``path`` cannot be created or written (its parent is missing or
+    read-only, or ``path`` is a file); returns its absolute path. The folder itself is not created."""
+    path = os.path.abspath(path)
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise UserError(f"output {path!r} is an existing file; pass a folder (a new or existing run folder)")
+    parent = os.path.dirname(path)
+    if not os.path.isdir(parent):
+        raise UserError(f"output folder {parent!r} does not exist; create it first or pick another output path")
+    check_writable(path if os.path.isdir(path) else parent)
     return path
 
 
@@ -145,7 +174,19 @@ def _is_compact(path):
 def readable_weights(path):
     """Yields a weights path Keras's ``model.load_weights`` reads right: ``path`` itself, or for a compact file
     (:func:`save_compact_weights`) a temporary copy with the kernels dequantised to float32, removed afterwards.
-    Every loader of weights files goes through here: Keras alone refuses a compact file."""
+    Every loader of weights files goes through here: Keras alone refuses a compact file. An ``.h5`` path that is
+    not an HDF5 file (empty, a text file, unreadable) is refused here, in one line that says so."""
+    if str(path).endswith(".h5") and os.path.isfile(path):
+        import h5py
+
+        try:
+            hdf5 = h5py.is_hdf5(path)
+        except OSError as e:
+            raise UserError(f"weights file {str(path)!r} cannot be read ({e.strerror or type(e).__name__}); check "
+                            "its permissions") from None
+        if not hdf5:
+            raise UserError(f"weights file {str(path)!r} is not an HDF5 file (empty, truncated or another kind of "
+                            "file); pass weights saved as .h5 by Keras")
     if not _is_compact(path):
         yield path
         return
@@ -177,12 +218,22 @@ def write_json(path, obj):
     return atomic_write(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
 
 
+def read_file(path, what="file", binary=False):
+    """The contents (str, or bytes when ``binary``) of the file ``path``; a :class:`UserError` naming ``what`` when
+    it cannot be read (permissions, a folder, an I/O error)."""
+    try:
+        with open(path, "rb" if binary else "r") as f:
+            return f.read()
+    except (OSError, UnicodeDecodeError) as e:
+        reason = getattr(e, "strerror", None) or type(e).__name__
+        raise UserError(f"{what} {str(path)!r} cannot be read ({reason}); check the path and its permissions") from None
+
+
 def read_json(path, what="JSON file"):
     if not os.path.isfile(path):
         raise UserError(f"{what} {path!r} does not exist; check the path")
     try:
-        with open(path) as f:
-            return json.load(f)
+        return json.loads(read_file(path, what))
     except json.JSONDecodeError as e:
         raise UserError(f"{what} {path!r} is not valid JSON ({e.msg} at line {e.lineno}); fix or regenerate it")
 
@@ -235,5 +286,6 @@ class RecordLog:
             return f.read(1) == b"\n"
 
 
-__all__ = ["RecordLog", "atomic_path", "atomic_write", "check_output_path", "read_json", "readable_weights",
-           "save_compact_weights", "save_figure", "save_float16_weights", "write_json"]
+__all__ = ["RecordLog", "atomic_path", "atomic_write", "check_output_folder", "check_output_path", "check_writable",
+           "read_file", "read_json", "readable_weights", "save_compact_weights", "save_figure", "save_float16_weights",
+           "write_json"]

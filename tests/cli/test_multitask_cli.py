@@ -185,14 +185,10 @@ BAD = [
 
 @pytest.mark.parametrize("argv,message", BAD, ids=[f"{i}-{m}" for i, (_, m) in enumerate(BAD)])
 def test_bad_input_exits_2_with_one_line_and_writes_nothing(argv, message, data, rcm_run, single_task_run,
-                                                            foreign_weights, tmp_path):
+                                                            foreign_weights, readonly_folder, tmp_path):
     (tmp_path / "empty").mkdir()
     (tmp_path / "file").write_text("keep")
-    readonly = tmp_path / "readonly"
-    readonly.mkdir()
-    readonly.chmod(0o555)
-    if os.geteuid() == 0:  # root writes into read-only folders; /proc refuses new files to everyone
-        readonly = "/proc"
+    readonly = readonly_folder
     names = {"DATA": data, "OUT": tmp_path / "out", "MISSING": tmp_path / "missing", "EMPTY": tmp_path / "empty",
              "RCMRUN": rcm_run[0], "SINGLE": single_task_run, "FOREIGN": foreign_weights, "READONLY": readonly,
              "FILE": tmp_path / "file"}

@@ -1,7 +1,9 @@
 """Flag helpers shared by the verbs."""
 
+import os
+
 from zippy_tf.errors import UserError
-from zippy_tf.runtime import parse_resolution
+from zippy_tf.runtime import parse_resolution, progress
 
 
 def define_model_flags(fv, default_model=None):
@@ -33,4 +35,20 @@ def define_refine_radius(fv):
                          lower_bound=0, flag_values=fv)
 
 
-__all__ = ["build_from_flags", "define_model_flags", "define_refine_radius"]
+def starting_fresh(output):
+    """The one stderr line of every ``train`` verb whose ``--resume`` finds no previous run in ``output``."""
+    progress(f"--resume: no previous run in {output}; starting fresh")
+
+
+def resume_checkpoints(output, resume, folder="checkpoints"):
+    """``--resume`` of a verb that checkpoints into ``output``/``folder``: True when there is a checkpoint to continue
+    from; with none, says the run starts fresh and returns False (so a typo in ``--output`` is noticed)."""
+    from zippy_tf._compat import tf
+
+    if resume and tf.train.latest_checkpoint(os.path.join(output, folder)) is None:
+        starting_fresh(output)
+        return False
+    return resume
+
+
+__all__ = ["build_from_flags", "define_model_flags", "define_refine_radius", "resume_checkpoints", "starting_fresh"]

@@ -90,7 +90,7 @@ def _baseline_results(path, root, dataset, split, batch_size):
 def main(fv, args, name):
     import os
 
-    from zippy_tf.cli.multitask_runs import check_writable, load_run
+    from zippy_tf.cli.multitask_runs import load_run
     from zippy_tf.data.multitask import split_ids
     from zippy_tf.io import check_output_path, write_json
     from zippy_tf.runtime import progress, set_threads
@@ -105,7 +105,7 @@ def main(fv, args, name):
     output = os.path.abspath(fv.output)
     if os.path.isdir(output):
         raise UserError(f"--output {output!r} is a folder; pass the JSON file to write")
-    check_writable(os.path.dirname(check_output_path(output)))
+    check_output_path(output)
     for path in fv.baseline:
         if not os.path.exists(path):
             raise UserError(f"--baseline {path!r} does not exist; pass a run folder or an eval multitask JSON")

@@ -114,6 +114,10 @@ def main(argv=None):
         result = module.main(fv, args, name)
     except UserError as e:
         return _fail(to_flags(str(e), fv, getattr(module, "ARGUMENT_FLAGS", None)))
+    except OSError as e:  # a path the verb did not check itself: still one line, naming the file
+        if e.filename is None:
+            raise
+        return _fail(f"{e.filename!r}: {e.strerror}; check the path and its permissions")
     except KeyboardInterrupt:
         return _fail("interrupted")
     print(json.dumps(result, sort_keys=True))

@@ -11,6 +11,8 @@ from zippy_tf.errors import UserError
 from zippy_tf.io import atomic_write, check_output_path
 
 HELP = "IMG1 IMG2 --output OUT.png: detect keypoints, match them (Hamming if binary) and draw the matches"
+DEFAULT_MAX_SIDE = 1280  # a 4000x3000 + 3000x2000 pair at this side: 2.6 GB peak (at full size about 18 GB)
+MIN_SIDE = 24  # keypoints.detector.MIN_SIDE, not imported here: `--help` runs without TensorFlow
 INLIER_COLOUR, OUTLIER_COLOUR, KEYPOINT_COLOUR = (0, 200, 0), (0, 0, 230), (230, 160, 0)  # BGR
 
 
@@ -23,6 +25,9 @@ def define_flags(fv):
     flags.DEFINE_integer("top_k", 1000, "keypoints kept per image (highest scores)", lower_bound=1, flag_values=fv)
     flags.DEFINE_float("ratio", 0.95, "ratio test: keep a match iff d_best <= ratio * d_second (1 disables it)",
                        lower_bound=0.0, flag_values=fv)
+    flags.DEFINE_integer("max_side", DEFAULT_MAX_SIDE, "longer side, in px, the images are shrunk to before detection "
+                         "(bounds time and memory: a 4000x3000 photo at full size needs about 18 GB); keypoints are "
+                         "reported and drawn in the original images' pixels", lower_bound=MIN_SIDE, flag_values=fv)
     define_refine_radius(fv)
 
 
@@ -49,11 +54,22 @@ def ransac_inliers(points1, points2):
     return np.zeros(len(points1), bool) if mask is None else mask.ravel().astype(bool)
 
 
+def detect_shrunk(detector, image, max_side):
+    """``detector`` run on ``image`` shrunk to at most ``max_side`` px a side: (features with keypoints in
+    ``image``'s pixels, the (width, height) detection ran at)."""
+    from zippy_tf.keypoints.postprocess import shrink_image
+
+    working, scale = shrink_image(image, max_side)
+    found = detector(working)
+    return {**found, "keypoints": found["keypoints"] / scale}, (working.shape[1], working.shape[0])
+
+
 def main(fv, args, name):
     from zippy_tf.data.image_folder import read_image
     from zippy_tf.keypoints.evaluate import make_detector
     from zippy_tf.keypoints.matching import match_descriptors, to_dmatches
     from zippy_tf.keypoints.metrics import top_k
+    from zippy_tf.runtime import progress
 
     if len(args) != 2:
         raise UserError(f"expected two image paths, got {len(args)}; run `zippy-tf match IMG1 IMG2 --output out.png`")
@@ -68,7 +84,14 @@ def main(fv, args, name):
             raise UserError(f"image {path!r} does not exist; check the path")
     images = [read_image(path) for path in args]
     detector = make_detector(fv.model, weights=fv.weights, resolution=None, refine_radius=fv.refine_radius)
-    features = [top_k(detector(image), fv.top_k) for image in images]
+    features, working_sizes = [], []
+    for path, image in zip(args, images):
+        found, size = detect_shrunk(detector, image, fv.max_side)
+        if size != (image.shape[1], image.shape[0]):
+            progress(f"{path}: {image.shape[1]}x{image.shape[0]} shrunk to {size[0]}x{size[1]} for detection "
+                     f"(--max_side {fv.max_side}); keypoints are in the original's pixels")
+        features.append(top_k(found, fv.top_k))
+        working_sizes.append(list(size))
     ratio = None if fv.ratio >= 1.0 else fv.ratio
     indices, distances = match_descriptors(features[0]["descriptors"], features[1]["descriptors"],
                                            binary=detector.binary, mutual=True, ratio=ratio)
@@ -80,7 +103,8 @@ def main(fv, args, name):
         raise UserError(f"could not encode the picture as {extension}; pick .png")
     atomic_write(fv.output, encoded.tobytes())
     return {"num_keypoints": [len(f["keypoints"]) for f in features], "num_matches": len(indices),
-            "inliers": int(inliers.sum()), "output": fv.output, "model": fv.model, "weights": detector.weights}
+            "inliers": int(inliers.sum()), "output": fv.output, "model": fv.model, "weights": detector.weights,
+            "working_sizes": working_sizes}
 
 
-__all__ = ["HELP", "define_flags", "draw_matches", "main", "ransac_inliers"]
+__all__ = ["HELP", "define_flags", "detect_shrunk", "draw_matches", "main", "ransac_inliers"]

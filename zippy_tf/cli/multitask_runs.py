@@ -20,10 +20,10 @@ import contextlib
 import json
 import os
 import sys
-import tempfile
 
 from absl import flags
 
+from zippy_tf.cli.common import starting_fresh
 from zippy_tf.errors import UserError
 from zippy_tf.runtime import parse_resolution, progress
 
@@ -93,18 +93,6 @@ def epoch_length(steps, requested=0, limit=200):
     return max(d for d in range(1, min(steps, limit) + 1) if steps % d == 0)
 
 
-def check_writable(folder):
-    """Raises a :class:`UserError` unless a file can be created in ``folder`` (what ``os.access`` cannot tell for
-    root or read-only mounts)."""
-    try:
-        handle, path = tempfile.mkstemp(dir=folder, prefix=".write-test-")
-    except OSError as e:
-        raise UserError(f"folder {folder!r} is not writable ({e.strerror}); pick an --output in a writable "
-                        "folder") from None
-    os.close(handle)
-    os.remove(path)
-
-
 def _plain(value):
     return json.loads(json.dumps(value))
 
@@ -112,17 +100,11 @@ def _plain(value):
 def open_run(output, resume, settings):
     """Checks ``--output`` before any work: returns (absolute path, the previous run.json record when resuming,
     else None). A run is continued only with ``--resume`` and the same settings."""
-    from zippy_tf.io import read_json
+    from zippy_tf.io import check_output_folder, read_json
 
     if not output:
         raise UserError("--output is required (the run folder to write)")
-    output = os.path.abspath(output)
-    if os.path.exists(output) and not os.path.isdir(output):
-        raise UserError(f"--output {output!r} is an existing file; pass a folder for the run")
-    parent = os.path.dirname(output)
-    if not os.path.isdir(parent):
-        raise UserError(f"output folder {parent!r} does not exist; create it first or pick another --output")
-    check_writable(output if os.path.isdir(output) else parent)
+    output = check_output_folder(output)
     record_path = os.path.join(output, RUN_FILE)
     if os.path.isfile(record_path):
         if not resume:
@@ -136,7 +118,7 @@ def open_run(output, resume, settings):
     if os.path.isdir(output) and os.listdir(output):
         raise UserError(f"{output!r} holds files but no {RUN_FILE}; pick a new --output")
     if resume:
-        progress(f"--resume: no previous run in {output}; starting fresh")
+        starting_fresh(output)
     return output, None
 
 
@@ -265,6 +247,6 @@ def load_run(path):
                     "--resume, or pass a folder written by zippy-tf train rcm|compl")
 
 
-__all__ = ["CHECKPOINTS", "COMPL_FILE", "ENCODER_FILE", "RCM_CONFIG", "RUN_FILE", "check_writable", "compl_parameters",
+__all__ = ["CHECKPOINTS", "COMPL_FILE", "ENCODER_FILE", "RCM_CONFIG", "RUN_FILE", "compl_parameters",
            "compl_parts", "count_parameters", "define_training_flags", "epoch_length", "load_checked_weights",
            "load_run", "open_run", "preset_settings", "progress_on_stderr", "save_weights", "write_record"]

@@ -44,8 +44,11 @@ def main(fv, args, name):
 
     from zippy_tf.runtime import parse_resolution, progress
     from zippy_tf.errors import UserError
-    from zippy_tf.io import atomic_write, write_json
+    from zippy_tf.data.hpatches import list_sequences
+    from zippy_tf.data.image_folder import pair_dataset
+    from zippy_tf.io import atomic_write, check_output_folder, write_json
     from zippy_tf.keypoints.finetune import CandidateEvaluator
+    from zippy_tf.keypoints.metrics import METRICS
     from zippy_tf.keypoints.model import as_blocks, keypoint_network
     from zippy_tf.presets import get_preset
     from zippy_tf.quantization.macro_block import ROLE_CANDIDATES, blocks_to_json
@@ -64,35 +67,48 @@ def main(fv, args, name):
     height, width = parse_resolution(fv.resolution)
     preset = get_preset(fv.model)
     blocks = as_blocks(fv.config or preset.kwargs.get("config", "zippypoint"))
+    # every input is checked before the first write (the run folder, the generated validation set)
+    output = check_output_folder(fv.output)
+    pair_dataset(fv.data, height=height, width=width, batch_size=fv.batch_size)  # images readable, enough of them
+    if fv.validation is not None:
+        list_sequences(fv.validation)
+    if fv.weights is not None and not os.path.isfile(fv.weights):
+        raise UserError(f"--weights {fv.weights!r} does not exist; pass the path of a weights file")
+    if fv.metric not in METRICS or fv.metric == "localization_error":  # the search keeps the highest
+        raise UserError(f"unknown --metric {fv.metric!r}; choose one of: "
+                        f"{', '.join(m for m in METRICS if m != 'localization_error')}")
+    only = set(fv.blocks) if fv.blocks else None
+    unknown = sorted((only or set()) - {b.name for b in blocks})
+    if unknown:
+        raise UserError(f"--blocks names unknown macro-blocks {', '.join(unknown)}; choose from: "
+                        f"{', '.join(b.name for b in blocks)}")
+    # every choice of every step is visited, the kept one again (from the log): 1 + Σ |candidates|
+    total = 1 + sum(len(ROLE_CANDIDATES[blocks[i].role]) for i in searchable(blocks, only=only))
 
     def build(config):
         return keypoint_network(config, input_shape=(height, width, 3))
 
     cost = _cost_model(fv, build)
-    os.makedirs(fv.output, exist_ok=True)
+    os.makedirs(output, exist_ok=True)
     validation = fv.validation
     if validation is None:
         from zippy_tf.data.hpatches import write_hpatches_like
 
-        validation = os.path.join(fv.output, "validation")
+        validation = os.path.join(output, "validation")
         if not os.path.isdir(validation):
             progress(f"writing a generated validation set to {validation}")
             write_hpatches_like(validation, num_sequences=4, seed=DEFAULT_VALIDATION_SEED)
-    log = RecordLog(os.path.join(fv.output, "search_log.jsonl"))
-    evaluator = CandidateEvaluator(data=fv.data, validation=validation, output=os.path.join(fv.output, "candidates"),
+    log = RecordLog(os.path.join(output, "search_log.jsonl"))
+    evaluator = CandidateEvaluator(data=fv.data, validation=validation, output=os.path.join(output, "candidates"),
                                    log=log, resolution=(height, width), steps=fv.steps, batch_size=fv.batch_size,
                                    metric=fv.metric, initial_weights=fv.weights or preset.shipped_weights)
-    only = set(fv.blocks) if fv.blocks else None
-    # every choice of every step is visited, the kept one again (from the log): 1 + Σ |candidates|
-    total = 1 + sum(len(ROLE_CANDIDATES[blocks[i].role]) for i in searchable(blocks, only=only))
-    bar = tqdm(total=total, desc="candidates (logged ones reused)", file=sys.stderr)
-    result = traverse(blocks, evaluate=evaluator, cost=cost, log=log, budget=fv.budget,
-                      only=only, progress=lambda record: bar.update(1))
-    bar.close()
-    config_path = os.path.join(fv.output, "config.json")
+    with tqdm(total=total, desc="candidates (logged ones reused)", file=sys.stderr) as bar:  # closed before an error
+        result = traverse(blocks, evaluate=evaluator, cost=cost, log=log, budget=fv.budget,
+                          only=only, progress=lambda record: bar.update(1))
+    config_path = os.path.join(output, "config.json")
     atomic_write(config_path, blocks_to_json(result.blocks))
-    write_json(os.path.join(fv.output, "result.json"), result.to_dict())
-    plot = plot_search(result, os.path.join(fv.output, "pareto.png"), metric_name=f"validation {fv.metric}")
+    write_json(os.path.join(output, "result.json"), result.to_dict())
+    plot = plot_search(result, os.path.join(output, "pareto.png"), metric_name=f"validation {fv.metric}")
     final = result.path[-1]
     return {"config": config_path, "plot": plot, "log": log.path, "cost_model": cost.name,
             "chosen": {p["block"]: p["choice"] for p in result.path}, "evaluated": len(log),

@@ -39,7 +39,8 @@ def main(fv, args, name):
     from zippy_tf.runtime import parse_resolution, progress
     from zippy_tf.data.image_folder import pair_dataset
     from zippy_tf.errors import UserError
-    from zippy_tf.io import check_output_path, write_json
+    from zippy_tf.cli.common import resume_checkpoints
+    from zippy_tf.io import check_output_folder, write_json
     from zippy_tf.keypoints.model import load_matching_layers
     from zippy_tf.keypoints.training import KeypointTrainer, fit_keypoints
     from zippy_tf.presets import build_model
@@ -50,7 +51,7 @@ def main(fv, args, name):
         if fv[flag].value is None:
             raise UserError(f"--{flag} is required (see `zippy-tf train {name} --help`)")
     height, width = parse_resolution(fv.resolution)
-    output = check_output_path(os.path.abspath(fv.output))
+    output = check_output_folder(fv.output)
     dataset = pair_dataset(fv.data, height=height, width=width, batch_size=fv.batch_size, seed=fv.seed)
     if fv.steps_per_epoch is not None:
         dataset = dataset.repeat()
@@ -64,10 +65,11 @@ def main(fv, args, name):
     trainer = KeypointTrainer(network, binary_descriptors=name != "kp2d", with_io=fv.io_net, negatives=fv.negatives,
                               teacher_weight=fv.teacher_weight)
     trainer.compile(optimizer=keras.optimizers.Adam(fv.learning_rate))
+    resume = resume_checkpoints(output, fv.resume)
     os.makedirs(output, exist_ok=True)
     progress(f"training {name} on {fv.data} at {width}x{height}, batch {fv.batch_size}, into {output}")
     run = fit_keypoints(trainer, dataset, output=output, epochs=fv.epochs, steps_per_epoch=fv.steps_per_epoch,
-                        resume=fv.resume, learning_rate=fv.learning_rate)
+                        resume=resume, learning_rate=fv.learning_rate)
     history, pairs, seconds = run["history"], run["steps"] * fv.batch_size, run["seconds"]
     weights = trainer.save_deployable(os.path.join(output, "weights.h5"))
     write_json(os.path.join(output, "history.json"), history)

@@ -52,7 +52,8 @@ def main(fv, args, name):
     from zippy_tf._compat import keras, tf
     from zippy_tf.runtime import progress
     from zippy_tf.errors import UserError
-    from zippy_tf.io import check_output_path, write_json
+    from zippy_tf.cli.common import resume_checkpoints
+    from zippy_tf.io import check_output_folder, write_json
     from zippy_tf.presets import get_preset
     from zippy_tf.tracking.datasets import load_sequences
     from zippy_tf.tracking.pairs import pair_dataset
@@ -69,13 +70,14 @@ def main(fv, args, name):
     for flag in ("data", "output"):
         if fv[flag].value is None:
             raise UserError(f"--{flag} is required (see `zippy-tf train {name} --help`)")
-    output = check_output_path(os.path.abspath(fv.output))
+    output = check_output_folder(fv.output)
     if fv.weights is not None and not os.path.isfile(fv.weights):
         raise UserError(f"weights file {fv.weights!r} does not exist; check --weights")
-    if fv.batch_norm == "frozen" and fv.weights is None and not fv.resume:
+    sequences = load_sequences(fv.data, fv.format)
+    resume = resume_checkpoints(output, fv.resume)
+    if fv.batch_norm == "frozen" and fv.weights is None and not resume:
         raise UserError("--batch_norm frozen fine-tunes trained weights; pass --weights (or train with --batch_norm "
                         "batch first)")
-    sequences = load_sequences(fv.data, fv.format)
     dataset = pair_dataset(sequences, template_size=fv.template_size, search_size=fv.search_size,
                            search_scale=fv.search_scale, negative_fraction=fv.negative_fraction,
                            distractor_fraction=fv.distractor_fraction,
@@ -90,7 +92,7 @@ def main(fv, args, name):
         network = builder(weights=fv.weights, template_size=fv.template_size, search_size=fv.search_size)
         if fv.batch_norm == "frozen":
             # a resumed run restores its statistics from the checkpoint
-            if not fv.resume and fv.statistics_steps > 0:
+            if not resume and fv.statistics_steps > 0:
                 progress(f"estimating BatchNorm statistics on {fv.statistics_steps} batches")
                 estimate_batch_norm_statistics(network, dataset, steps=fv.statistics_steps)
             freeze_batch_norm(network)
@@ -100,7 +102,7 @@ def main(fv, args, name):
     progress(f"training {name} on {len(sequences)} {fv.format} sequences from {fv.data}, batch {fv.batch_size} "
              f"over {strategy.num_replicas_in_sync} replica(s), into {output}")
     run = fit_tracker(trainer, dataset, output=output, epochs=fv.epochs, steps_per_epoch=fv.steps_per_epoch,
-                      resume=fv.resume,
+                      resume=resume,
                       learning_rate=lambda e: reference_learning_rate(e, epochs=fv.epochs, peak=fv.learning_rate))
     history = run["history"]
     write_json(os.path.join(output, "history.json"), history)

@@ -3,6 +3,7 @@
 import os
 
 from zippy_tf.errors import UserError
+from zippy_tf.io import read_file
 
 _TFLITE_IDENTIFIER = b"TFL3"  # flatbuffer file identifier at bytes 4..8
 TENSOR_TYPES = {0: "float32", 1: "float16", 2: "int32", 3: "uint8", 4: "int64", 9: "int8", 10: "float64", 7: "int16"}
@@ -17,17 +18,22 @@ def validate_flatbuffer(data, source="flatbuffer"):
 def read_flatbuffer(path):
     if not os.path.isfile(path):
         raise UserError(f"flatbuffer {path!r} does not exist; check the path or run `zippy-tf export` first")
-    with open(path, "rb") as f:
-        return validate_flatbuffer(f.read(), repr(path))
+    source = f"flatbuffer {path!r}"
+    data = validate_flatbuffer(read_file(path, "flatbuffer", binary=True), source)
+    _model(data, source)  # a corrupt one is named here, not deep inside the interpreter
+    return data
 
 
-def _model(data):
+def _model(data, source="flatbuffer"):
     from tensorflow.lite.python import schema_py_generated as schema
 
     try:
-        return schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(data, 0)), schema
+        model = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(data, 0))
     except Exception as e:  # a truncated or corrupt buffer fails deep inside flatbuffers
-        raise UserError(f"flatbuffer is corrupt ({type(e).__name__}); re-export it")
+        raise UserError(f"{source} is corrupt ({type(e).__name__}); re-export it") from None
+    if not model.subgraphs or not model.subgraphs[0].operators:  # zeroed bytes parse as an empty model
+        raise UserError(f"{source} is corrupt (no operators); re-export it")
+    return model, schema
 
 
 def op_census(data):

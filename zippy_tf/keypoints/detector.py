@@ -2,13 +2,12 @@
 
 import logging
 
-import cv2
 import numpy as np
 
 from zippy_tf._compat import keras, tf
 from zippy_tf.errors import UserError
 from zippy_tf.keypoints.corners import refine_to_corners
-from zippy_tf.keypoints.postprocess import describe_at, pad_image, select_keypoints
+from zippy_tf.keypoints.postprocess import describe_at, pad_image, select_keypoints, shrink_image
 
 CELL = 8
 # The score map masks its outer ring of cells, so an image needs 3 cells a side to hold one keypoint: smaller images
@@ -130,13 +129,7 @@ class KeypointDetector(keras.Model):
         if image.ndim != 3 or image.shape[-1] != 3 or 0 in image.shape:
             raise UserError(f"image of shape {image.shape} is not a non-empty (height, width, 3) image; convert grey "
                             "images to 3 channels")
-        height, width = image.shape[:2]
-        scale = np.ones(2, np.float32)  # (x, y)
-        if self.max_side is not None and max(height, width) > self.max_side:
-            factor = self.max_side / max(height, width)
-            size = (max(1, round(width * factor)), max(1, round(height * factor)))  # (width, height) for OpenCV
-            scale = np.array([size[0] / width, size[1] / height], np.float32)
-            image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+        image, scale = shrink_image(image, self.max_side)
         padded, offset = pad_image(image, CELL, min_side=MIN_SIDE)
         return padded, offset, scale
 

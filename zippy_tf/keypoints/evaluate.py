@@ -25,6 +25,7 @@ OPENCV_DETECTORS = {
     "akaze": (lambda: cv2.AKAZE_create(), True),
     "brisk": (lambda: cv2.BRISK_create(), True),
 }
+OPENCV_MIN_SIDE = 8  # ORB, AKAZE and BRISK fail (an OpenCV assertion) on images under 8 px a side: no keypoints
 NETWORK_PRESETS = ("zippypoint", "zippypoint-int8", "kp2d")
 
 
@@ -43,7 +44,9 @@ class OpenCVDetector:
 
     def __call__(self, image):
         grey = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
-        keypoints, descriptors = self.feature2d.detectAndCompute(grey, None)
+        keypoints, descriptors = [], None
+        if min(grey.shape) >= OPENCV_MIN_SIDE:
+            keypoints, descriptors = self.feature2d.detectAndCompute(grey, None)
         if descriptors is None:  # no keypoints found
             width = self.feature2d.descriptorSize()
             descriptors = np.zeros((0, width), np.uint8 if self.binary else np.float32)

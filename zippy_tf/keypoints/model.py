@@ -4,7 +4,7 @@ import os
 
 from zippy_tf._compat import keras
 from zippy_tf.errors import UserError
-from zippy_tf.io import readable_weights
+from zippy_tf.io import read_file, readable_weights
 from zippy_tf.keypoints.configs import KP2D, KP2D_SKIP, ZIPPYPOINT, ZIPPYPOINT_INT8
 from zippy_tf.keypoints.layers import BorderMask, CellToPixel
 from zippy_tf.quantization.blocks import build_macro_block, conv_unit
@@ -25,8 +25,7 @@ def as_blocks(config):
     if isinstance(config, (str, os.PathLike)):
         if not os.path.isfile(config):
             raise UserError(f"config file {str(config)!r} does not exist; pass a JSON list of macro-blocks")
-        with open(config) as f:
-            return blocks_from_json(f.read())
+        return blocks_from_json(read_file(config, "config file"))
     return [b if isinstance(b, MacroBlock) else MacroBlock.from_dict(b) for b in config]
 
 
@@ -121,6 +120,8 @@ def load_weights(model, weights):
     try:
         with readable_weights(weights) as readable:
             model.load_weights(readable)
+    except UserError:
+        raise
     except (ValueError, OSError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise UserError(f"weights {weights!r} do not fit model {model.name!r} ({first[:160]}); "

@@ -4,6 +4,7 @@ It runs outside the exported flatbuffer (gather / top-k on int8 tensors are the 
 on the outputs of either the Keras network or a :class:`~zippy_tf.export.FlatbufferRunner`.
 """
 
+import cv2
 import numpy as np
 
 from zippy_tf._compat import tf
@@ -23,6 +24,19 @@ def pad_image(image, multiple=8, value=127.5, min_side=0):
     top, left = dh // 2, dw // 2
     padded = np.pad(image.astype(np.float32), ((top, dh - top), (left, dw - left), (0, 0)), constant_values=value)
     return padded, (top, left)
+
+
+def shrink_image(image, max_side):
+    """Resizes (area interpolation) an (H, W, 3) image whose longer side exceeds ``max_side`` (None: never) to that
+    side. Returns (image, scale (x, y) from the original's pixels to the returned one's): keypoints found in the
+    returned image are ``points / scale`` in the original."""
+    height, width = image.shape[:2]
+    if max_side is None or max(height, width) <= max_side:
+        return image, np.ones(2, np.float32)
+    factor = max_side / max(height, width)
+    size = (max(1, round(width * factor)), max(1, round(height * factor)))  # (width, height) for OpenCV
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA), np.array([size[0] / width, size[1] / height],
+                                                                           np.float32)
 
 
 def select_keypoints(score, location, top_k=None):
@@ -80,4 +94,4 @@ def describe_at(descriptor_map, keypoints, image_size, *, binary=True, k=64):
     return pack_bits(top_k_binarize(logits, k)) if binary else tf.math.l2_normalize(logits, axis=-1)
 
 
-__all__ = ["describe_at", "pack_bits", "pad_image", "sample_descriptors", "select_keypoints"]
+__all__ = ["describe_at", "pack_bits", "pad_image", "sample_descriptors", "select_keypoints", "shrink_image"]
