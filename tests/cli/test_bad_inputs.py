@@ -78,6 +78,9 @@ BAD = [
     (SEARCH + ["--blocks", "stage9", "--output", "OUT"], "unknown macro-blocks stage9"),
     (SEARCH + ["--metric", "localization_error", "--output", "OUT"], "unknown --metric"),
     (SEARCH + ["--weights", "MISSING", "--output", "OUT"], "does not exist"),
+    # a resolution the keypoint networks cannot take, named as the flag
+    (KP + ["--resolution", "321x241", "--output", "OUT"], "--resolution='321x241' (width 321, height 241)"),
+    (SEARCH + ["--resolution", "321x241", "--output", "OUT"], "--resolution='321x241' (width 321, height 241)"),
     # bench names the corrupt flatbuffer of the two
     (["bench", "ZEROED", "--baseline", "GOOD", "--runs", "1"], "flatbuffer 'ZEROED' is corrupt"),
     (["bench", "GOOD", "--baseline", "ZEROED", "--runs", "1"], "flatbuffer 'ZEROED' is corrupt"),

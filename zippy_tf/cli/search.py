@@ -64,7 +64,7 @@ def main(fv, args, name):
         raise UserError(f"--budget must be in (0, 1) (an allowed relative metric drop), got {fv.budget}")
     if fv.model not in ("zippypoint", "zippypoint-int8"):
         raise UserError(f"search starts from zippypoint or zippypoint-int8 (or --config), not {fv.model!r}")
-    height, width = parse_resolution(fv.resolution)
+    height, width = parse_resolution(fv.resolution, multiple_of=8)  # the networks work on 8x8 cells
     preset = get_preset(fv.model)
     blocks = as_blocks(fv.config or preset.kwargs.get("config", "zippypoint"))
     # every input is checked before the first write (the run folder, the generated validation set)

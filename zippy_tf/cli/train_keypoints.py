@@ -50,7 +50,7 @@ def main(fv, args, name):
     for flag in ("data", "output", "epochs"):
         if fv[flag].value is None:
             raise UserError(f"--{flag} is required (see `zippy-tf train {name} --help`)")
-    height, width = parse_resolution(fv.resolution)
+    height, width = parse_resolution(fv.resolution, multiple_of=8)  # the networks work on 8x8 cells
     output = check_output_folder(fv.output)
     dataset = pair_dataset(fv.data, height=height, width=width, batch_size=fv.batch_size, seed=fv.seed)
     if fv.steps_per_epoch is not None:
