@@ -16,7 +16,7 @@ $(VENV)/.installed: setup.cfg setup.py pyproject.toml constraints.txt zippy_tf/k
 	@echo "setting up $(VENV) (pinned TensorFlow 2.16 + tf-keras, larq, LCE; once, a few minutes)"
 	@$(PYTHON) -m venv $(VENV)
 	@$(BIN)/pip install -q --disable-pip-version-check --upgrade pip
-	@$(BIN)/pip install -q --disable-pip-version-check -c constraints.txt -e ".[test]"
+	@$(BIN)/pip install -q --disable-pip-version-check -c constraints.txt -e ".[cpu,test]"
 	@touch $@
 
 PAIR := $(OUT)/hpatches_sets/generated/v_chelsea_006

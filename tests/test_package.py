@@ -51,3 +51,23 @@ def test_the_public_api_names_the_builders_classes_convert_and_the_timer():
     assert {"load", "build_model"} <= set(zippy_tf.presets.__all__)
     with pytest.raises(AttributeError):
         zippy_tf.keypoints.NoSuchThing
+
+
+BLOCK_BY_SYS_MODULES = "import sys\nsys.modules['tensorflow'] = None\n"
+BLOCK_BY_META_PATH = """import sys
+class NotInstalled:
+    def find_spec(self, name, path=None, target=None):
+        if name.split('.')[0] == 'tensorflow':
+            raise ModuleNotFoundError(f'No module named {name!r}', name=name)
+sys.meta_path.insert(0, NotInstalled())
+"""
+
+
+@pytest.mark.parametrize("block", [BLOCK_BY_SYS_MODULES, BLOCK_BY_META_PATH], ids=["sys.modules", "meta_path"])
+def test_import_without_tensorflow_names_both_extras_in_one_line(block):
+    from zippy_tf._compat import NO_TENSORFLOW
+
+    proc = _python(block + "import zippy_tf")
+    assert proc.returncode != 0
+    assert proc.stderr.strip().splitlines()[-1] == f"ImportError: {NO_TENSORFLOW}"
+    assert "zippy-tf[cpu]" in NO_TENSORFLOW and "zippy-tf[gpu]" in NO_TENSORFLOW

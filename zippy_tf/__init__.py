@@ -11,10 +11,21 @@ Example:
 """
 
 import importlib
+import importlib.util
 import os
 import sys
 
-if "tensorflow" not in sys.modules:  # TensorFlow reads these once, at its first import
+
+def _tensorflow_installed():
+    try:
+        return importlib.util.find_spec("tensorflow") is not None
+    except (ImportError, ValueError):  # blocked by an import hook, or sys.modules["tensorflow"] is None
+        return False
+
+
+if not _tensorflow_installed():  # say so now, in one line naming the extras, not at the first use of a model
+    importlib.import_module("zippy_tf._compat")
+elif "tensorflow" not in sys.modules:  # TensorFlow reads these once, at its first import
     os.environ["TF_USE_LEGACY_KERAS"] = "1"
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # hide CUDA-probe and oneDNN notices on CPU hosts
 else:  # already loaded: check now that it runs Keras 2, with the fix in the message if not

@@ -5,11 +5,22 @@ reads ``TF_USE_LEGACY_KERAS`` once, at its first import, so ``zippy_tf/__init__.
 module) sets it when TensorFlow has not been imported yet; here we refuse to continue (with the fix in the
 message) when some earlier import already loaded Keras 3. Note that the variable affects every package in this
 process, which is what Larq needs anyway.
+
+TensorFlow itself is an extra, as in Larq, so that a GPU user does not get the CPU-only wheel: without it this
+module (which ``import zippy_tf`` runs first then) raises an ``ImportError`` whose one line names both extras.
 """
 
-import tensorflow as tf
+NO_TENSORFLOW = ("zippy-tf needs TensorFlow 2.16, which is not installed: pip install 'zippy-tf[cpu]' (CPU only) or "
+                 "'zippy-tf[gpu]' (NVIDIA GPUs, CUDA from pip)")
 
-from zippy_tf.errors import UserError
+try:
+    import tensorflow as tf
+except ModuleNotFoundError as e:
+    if e.name != "tensorflow":  # TensorFlow is there but one of its own dependencies is not: its message says which
+        raise
+    raise ImportError(NO_TENSORFLOW, name="tensorflow") from None
+
+from zippy_tf.errors import UserError  # noqa: E402  (after the TensorFlow check, which must come first)
 
 keras = tf.keras
 if not keras.layers.Layer.__module__.startswith("tf_keras"):  # Keras 3 layers live in keras.src
@@ -50,4 +61,4 @@ class Trainer(keras.Model):
         return super().make_train_function(force)
 
 
-__all__ = ["Trainer", "keras", "register", "tf"]
+__all__ = ["NO_TENSORFLOW", "Trainer", "keras", "register", "tf"]
