@@ -47,7 +47,7 @@ SCRIPT = _common._script()
 REFERENCE = {"train_scenes": 795, "val_scenes": 654, "resolution": "560x425"}
 PRESETS = {
     "reference": {},
-    "small": {"train_scenes": 96, "val_scenes": 32, "resolution": "80x64", "steps": 150, "width": 0.5,
+    "small": {"train_scenes": 96, "val_scenes": 24, "resolution": "80x64", "steps": 50, "width": 0.5,
               "threads": 1},
 }
 DEFAULT_VARIANTS = ["single_task", "multi_task", "series_ra", "parallel_ra", "rc", "rcm"]
@@ -67,6 +67,19 @@ flags.DEFINE_bool("incremental_baseline", True, "also run the non-incremental ba
                   "(multi_task on the base tasks, added tasks on its frozen encoder)")
 flags.DEFINE_string("save_dir", None, "write the trained rcm network here (save_network, float16 weights)")
 flags.DEFINE_string("output", _common.default_output(__file__), "JSON result")
+
+
+def encoder_summary(path):
+    """The encoder's record: its path, and the pretraining summary written beside it (``.json``) if any."""
+    if path is None:
+        return {"path": None, "init": "random"}
+    from zippy_tf.io import read_json
+
+    summary = os.path.splitext(path)[0] + ".json"
+    record = {"path": path, "init": "pretrained"}
+    if os.path.isfile(summary):
+        record["pretraining"] = {k: v for k, v in read_json(summary).items() if k != "history"}
+    return record
 
 
 def load_encoder(path, size, width):
@@ -291,7 +304,7 @@ def main(argv):
               "settings": {name: FLAGS[name].value for name in (
                   "variants", "steps", "batch_size", "learning_rate", "width", "resolution", "ri_images", "seed",
                   "threads")},
-              "encoder": {"path": FLAGS.encoder, "init": "pretrained" if encoder is not None else "random"},
+              "encoder": encoder_summary(FLAGS.encoder),
               "tasks": list(FLAGS.base_tasks) + list(FLAGS.added_tasks),
               "metrics": {task: {"name": TASK_METRIC[task][0], "higher_is_better": TASK_METRIC[task][1]}
                           for task in list(FLAGS.base_tasks) + list(FLAGS.added_tasks)},
