@@ -134,7 +134,7 @@ def _copy_weights(source, target, encode, file_format=None):
     ``encode(name, values, attrs) -> (values, attrs)``; ``file_format`` (or none) becomes the root format mark."""
     import h5py
 
-    if not os.path.isfile(source) or not h5py.is_hdf5(source):
+    if not os.path.isfile(source) or not is_hdf5(source):
         raise UserError(f"weights file {source!r} is missing or not an .h5 file; pass weights saved as .h5")
 
     def copy(src, dst):
@@ -158,10 +158,22 @@ def _copy_weights(source, target, encode, file_format=None):
     return target
 
 
+def is_hdf5(path, what="weights file"):
+    """Whether the existing file ``path`` is an HDF5 file (Keras's .h5 weights); a :class:`UserError` naming
+    ``what`` when it cannot be read at all."""
+    import h5py
+
+    try:
+        return h5py.is_hdf5(path)
+    except OSError as e:
+        reason = os.strerror(e.errno) if e.errno else type(e).__name__
+        raise UserError(f"{what} {str(path)!r} cannot be read ({reason}); check the path and its permissions") from None
+
+
 def _is_compact(path):
     import h5py
 
-    if not os.path.isfile(path) or not h5py.is_hdf5(path):
+    if not os.path.isfile(path) or not is_hdf5(path):
         return False
     try:
         with h5py.File(path, "r") as f:
@@ -174,19 +186,11 @@ def _is_compact(path):
 def readable_weights(path):
     """Yields a weights path Keras's ``model.load_weights`` reads right: ``path`` itself, or for a compact file
     (:func:`save_compact_weights`) a temporary copy with the kernels dequantised to float32, removed afterwards.
-    Every loader of weights files goes through here: Keras alone refuses a compact file. An ``.h5`` path that is
-    not an HDF5 file (empty, a text file, unreadable) is refused here, in one line that says so."""
-    if str(path).endswith(".h5") and os.path.isfile(path):
-        import h5py
-
-        try:
-            hdf5 = h5py.is_hdf5(path)
-        except OSError as e:
-            raise UserError(f"weights file {str(path)!r} cannot be read ({e.strerror or type(e).__name__}); check "
-                            "its permissions") from None
-        if not hdf5:
-            raise UserError(f"weights file {str(path)!r} is not an HDF5 file (empty, truncated or another kind of "
-                            "file); pass weights saved as .h5 by Keras")
+    Every loader of weights files goes through here: Keras alone refuses a compact file. A file that is not HDF5
+    (empty, a text file) or cannot be read is refused here, in one line that says so."""
+    if os.path.isfile(path) and not is_hdf5(path):  # a file (not a TensorFlow checkpoint prefix) must be HDF5
+        raise UserError(f"weights file {str(path)!r} is not an HDF5 file (empty, truncated or another kind of "
+                        "file); pass weights saved as .h5 by Keras")
     if not _is_compact(path):
         yield path
         return
@@ -287,5 +291,5 @@ class RecordLog:
 
 
 __all__ = ["RecordLog", "atomic_path", "atomic_write", "check_output_folder", "check_output_path", "check_writable",
-           "read_file", "read_json", "readable_weights", "save_compact_weights", "save_figure", "save_float16_weights",
-           "write_json"]
+           "is_hdf5", "read_file", "read_json", "readable_weights", "save_compact_weights", "save_figure",
+           "save_float16_weights", "write_json"]

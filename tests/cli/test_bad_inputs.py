@@ -27,6 +27,7 @@ def run(*argv):
 def files(tmp_path_factory):
     """Tiny images, an image folder, files of the wrong kind and a valid and a corrupt flatbuffer."""
     from zippy_tf import keras
+    from zippy_tf.data.multitask_generate import write_nyud_like
     from zippy_tf.export import convert
 
     root = tmp_path_factory.mktemp("inputs")
@@ -47,6 +48,7 @@ def files(tmp_path_factory):
     data = convert(model, "fp32")
     (root / "good.tflite").write_bytes(data)
     paths["good"] = str(root / "good.tflite")
+    paths["nyud"] = write_nyud_like(str(root / "nyud"), 2, 1, size=(48, 64), seed=0)
     corrupt = {"zeroed": data[:8] + bytes(len(data) - 8), "truncated": data[:len(data) // 2]}  # TFL3 kept
     for name, content in corrupt.items():
         paths[name] = str(root / f"{name}.tflite")
@@ -89,6 +91,10 @@ BAD = [
     (["bench", "UNREADABLE", "--baseline", "GOOD"], "cannot be read"),
     (["export", "--model", "zippypoint", "--config", "UNREADABLE", "--output", "OUT.tflite"], "cannot be read"),
     (SEARCH + ["--cost", "table", "--cost_table", "UNREADABLE", "--output", "OUT"], "cannot be read"),
+    (["match", "SMALL", "SMALL", "--weights", "UNREADABLE", "--output", "OUT.png"], "cannot be read"),
+    (KP + ["--init_from", "UNREADABLE", "--output", "OUT"], "cannot be read"),
+    (["train", "rcm", "--preset", "rcm-small", "--data", "NYUD", "--encoder", "UNREADABLE", "--output", "OUT"],
+     "cannot be read"),
     (["match", "SMALL", "SMALL", "--weights", "TEXT_H5", "--output", "OUT.png"], "is not an HDF5 file"),
     (["export", "--model", "kp2d", "--weights", "EMPTY_H5", "--output", "OUT.tflite"], "is not an HDF5 file"),
 ]

@@ -159,11 +159,11 @@ def _h5_layer_names(path):
 def load_checked_weights(model, path, what, fix):
     """Loads the .h5 weights file ``path`` into ``model`` after checking that its layer names are the model's
     (Keras's own loader matches layers by position and would load foreign weights without a word)."""
-    import h5py
+    from zippy_tf.io import is_hdf5
 
     if not os.path.isfile(path):
         raise UserError(f"{what} {path!r} does not exist; {fix}")
-    if not h5py.is_hdf5(path):
+    if not is_hdf5(path, what):
         raise UserError(f"{what} {path!r} is not an .h5 weights file; {fix}")
     found, expected = _h5_layer_names(path), [layer.name for layer in model.layers if layer.weights]
     if found is not None and found != expected:

@@ -4,7 +4,7 @@ import os
 
 from zippy_tf._compat import keras
 from zippy_tf.errors import UserError
-from zippy_tf.io import read_file, readable_weights
+from zippy_tf.io import is_hdf5, read_file, readable_weights
 from zippy_tf.keypoints.configs import KP2D, KP2D_SKIP, ZIPPYPOINT, ZIPPYPOINT_INT8
 from zippy_tf.keypoints.layers import BorderMask, CellToPixel
 from zippy_tf.quantization.blocks import build_macro_block, conv_unit
@@ -138,7 +138,7 @@ def load_matching_layers(model, weights):
     """
     import h5py
 
-    if not os.path.isfile(weights) or not h5py.is_hdf5(weights):
+    if not os.path.isfile(weights) or not is_hdf5(weights):
         raise UserError(f"weights file {weights!r} is not an .h5 file; pass weights saved by `zippy-tf train`")
     loaded = []
     with readable_weights(weights) as readable, h5py.File(readable, "r") as f:
