@@ -48,6 +48,9 @@ BAD_INPUTS = [
     (["--data", "{data}", "--tracker", "kcf", "--runtime", "int8"], "do not apply"),
     (["--data", "{data}", "--tracker", "kcf", "--runtime", "lce"], "runtime"),
     (["--data", "{data}", "--tracker", "tld"], "tld"),
+    (["--data", "{data}", "--tracker", "kcf", "--max_sequences", "0"], "max_sequences"),
+    (["--data", "{data}", "--tracker", "kcf", "--max_sequences", "-1"], "max_sequences"),
+    (["--data", "{data}", "--tracker", "kcf", "--max_sequences", "-2"], "max_sequences"),
 ]
 
 
@@ -85,6 +88,7 @@ def test_neural_tracker_through_its_preset(data, tmp_path, monkeypatch):
     monkeypatch.setattr(presets, "build_model", lambda name, weights: built.append((name, weights)) or MatchingNetwork())
     weights = tmp_path / "weights.h5"
     weights.write_bytes(b"")
-    scores, curves = evaluate(load_sequences(data, "otb"), tracker_factory("ettrack", str(weights)))
+    make_tracker = tracker_factory("ettrack", str(weights), runtime="keras")
+    scores, curves = evaluate(load_sequences(data, "otb"), make_tracker)
     assert built == [("ettrack", str(weights))]  # one network for all sequences
     assert scores["num_sequences"] == 2 and scores["fps"] > 0 and len(curves["success_curve"]) == 21

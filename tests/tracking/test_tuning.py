@@ -1,6 +1,7 @@
 """Tracker hyper-parameter tuning: the candidates, the search and its resumable log, tracker.json, and the CLI."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -222,17 +223,17 @@ def test_tracker_factory_runs_the_exported_network_with_its_runtime_settings(dat
     monkeypatch.setattr(presets, "MODELS_DIR", tmp_path)
     keras_network, exported = MatchingNetwork(), []
     monkeypatch.setattr(presets, "build_model", lambda name, weights: keras_network)
-    monkeypatch.setattr(export, "exported_network",
-                        lambda network, fmt, folder: exported.append((network, fmt)) or MatchingNetwork())
+    monkeypatch.setattr(export, "cached_network",
+                        lambda network, fmt, num_threads: exported.append((network, fmt)) or MatchingNetwork())
     (tmp_path / "ettrack").mkdir()
     (tmp_path / "ettrack" / "weights.h5").write_bytes(b"")
     main = _tuned(tmp_path / "ettrack" / "tracker.json", "fp32", lr=0.2)
     add_runtime_settings(main, _tuned(tmp_path / "int8.json", "int8", lr=0.05))
-    for runtime, lr in (("int8", 0.05), ("fp32", 0.2), ("keras", 0.2)):
+    for runtime, lr in (("int8", 0.05), ("fp32", 0.2), ("keras", 0.2), (None, 0.05)):  # None: ettrack's, int8
         tracker = tracker_factory("ettrack", runtime=runtime)()
         assert tracker.lr == lr
         assert (tracker.network is keras_network) == (runtime == "keras")
-    assert exported == [(keras_network, "int8"), (keras_network, "fp32")]
+    assert exported == [(keras_network, "int8"), (keras_network, "fp32"), (keras_network, "int8")]
     with pytest.raises(UserError, match="unknown runtime 'lce'"):
         tracker_factory("ettrack", runtime="lce")
     with pytest.raises(UserError, match="do not apply"):
@@ -264,19 +265,19 @@ def test_tracker_factory_applies_hyperparameters(data, tmp_path, monkeypatch):
     (tmp_path / "ettrack").mkdir()
     (tmp_path / "ettrack" / "weights.h5").write_bytes(b"")
     write_hyperparameters(str(tmp_path / "ettrack" / "tracker.json"), {"lr": 0.2, "penalty_k": 0.1})
-    shipped = tracker_factory("ettrack")()  # shipped weights: their tuned values
+    shipped = tracker_factory("ettrack", runtime="keras")()  # shipped weights: their tuned values
     assert (shipped.lr, shipped.penalty_k, shipped.window_influence) == (0.2, 0.1, DEFAULTS["window_influence"])
-    other = tracker_factory("ettrack", str(tmp_path / "ettrack" / "weights.h5"))()  # other weights: the reference's
-    assert other.lr == DEFAULTS["lr"]
-    explicit = tracker_factory("ettrack", None, {"window_influence": 0.5})()
+    other = tracker_factory("ettrack", str(tmp_path / "ettrack" / "weights.h5"), runtime="keras")()
+    assert other.lr == DEFAULTS["lr"]  # other weights: the reference's
+    explicit = tracker_factory("ettrack", None, {"window_influence": 0.5}, "keras")()
     assert (explicit.lr, explicit.window_influence) == (DEFAULTS["lr"], 0.5)
     with pytest.raises(UserError, match="do not apply"):
         tracker_factory("kcf", None, {"lr": 0.1})
 
 
-def cli(*args):
+def cli(*args, cwd=None):
     return subprocess.run([sys.executable, "-m", "zippy_tf.cli.main", *args], capture_output=True, text=True,
-                          timeout=600)
+                          timeout=600, cwd=cwd)
 
 
 def test_tune_cli_writes_the_best_and_resumes(data, tmp_path):
@@ -308,8 +309,9 @@ def test_tune_cli_writes_the_best_and_resumes(data, tmp_path):
 
 def test_tune_cli_confirms_on_a_second_split(data, tmp_path):
     run = tmp_path / "run"
-    done = cli("tune", "ettrack", "--data", data, "--runtime", "keras", "--output", str(run), "--trials", "3",
-               "--confirm_data", data, "--confirm_top", "1")
+    relative = os.path.relpath(data, tmp_path)  # stored as given: tracker.json files get shipped
+    done = cli("tune", "ettrack", "--data", relative, "--runtime", "keras", "--output", "run", "--trials", "3",
+               "--confirm_data", relative, "--confirm_top", "1", cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
     result = json.loads(done.stdout)
     saved = json.loads((run / "tracker.json").read_text())
@@ -317,7 +319,8 @@ def test_tune_cli_confirms_on_a_second_split(data, tmp_path):
     confirmed = [json.loads(line) for line in (run / "confirm.jsonl").read_text().splitlines()]
     search_best = max(trials, key=lambda t: (t["success_auc"], -t["trial"]))
     assert sorted(c["trial"] for c in confirmed) == sorted({0, search_best["trial"]})
-    assert saved["confirmed_on"]["data"] == data and saved["confirm_top"] == 1 and saved["trials"] == 3
+    assert saved["confirmed_on"]["data"] == saved["tuned_on"]["data"] == relative
+    assert saved["confirm_top"] == 1 and saved["trials"] == 3
     # the same sequences score the same, so the confirmation keeps the search's choice and its scores
     assert result["best"] == result["search_best"] == saved["hyperparameters"] == search_best["hyperparameters"]
     assert saved["success_auc"] == search_best["success_auc"] and "[confirm 1/" in done.stderr

@@ -16,8 +16,10 @@ def define_flags(fv):
     flags.DEFINE_enum("format", "otb", FORMATS, "layout of --data", flag_values=fv)
     flags.DEFINE_string("weights", None, "weights (.h5) to tune for; default: the shipped ones in models/",
                         flag_values=fv)
-    flags.DEFINE_enum("runtime", "fp32", RUNTIMES, "run the network as an exported fp32 or int8 TFLite flatbuffer "
-                      "(the deployed path, and faster) or as the Keras model", flag_values=fv)
+    flags.DEFINE_enum("runtime", None, RUNTIMES, "run the network as exported int8 or fp32 TFLite flatbuffers (the "
+                      "deployed path, and faster; exported once per weights and cached) or as the Keras model; "
+                      "default: the tracker's default runtime (zippy_tf.tracking.hyperparameters.DEFAULT_RUNTIMES)",
+                      flag_values=fv)
     flags.DEFINE_integer("trials", 30, "settings to evaluate; trial 0 is the reference's (the baseline)",
                          lower_bound=1, flag_values=fv)
     flags.DEFINE_integer("seed", 0, "seed of the sampled settings", flag_values=fv)
@@ -44,14 +46,12 @@ def _fingerprint(path):
 
 def main(fv, args, name):
     import os
-    import tempfile
 
     from zippy_tf.runtime import progress, set_threads
     from zippy_tf.errors import UserError
     from zippy_tf.presets import get_preset
     from zippy_tf.tracking.datasets import load_sequences
-    from zippy_tf.tracking.evaluate import build_network
-    from zippy_tf.tracking.export import exported_network
+    from zippy_tf.tracking.evaluate import runtime_network
     from zippy_tf.tracking.tracker import Tracker
     from zippy_tf.tracking.hyperparameters import (
         FILE_NAME, add_runtime_settings, read_tuning_result, write_hyperparameters,
@@ -72,26 +72,25 @@ def main(fv, args, name):
     sequences = load_sequences(fv.data, fv.format)[: fv.max_sequences]
     confirm_sequences = load_sequences(fv.confirm_data, fv.format) if fv.confirm_data else None
     set_threads(fv.threads)
-    network = build_network(name, fv.weights)  # checks --weights and that shipped weights exist
+    # checks --weights and that shipped weights exist; exports (or reads the cached export) for a TFLite runtime
+    network, runtime = runtime_network(name, fv.weights, fv.runtime, num_threads=fv.threads)
     weights = fv.weights or get_preset(name).shipped_weights
-    setup = {"tracker": name, "weights_sha256": _fingerprint(weights), "runtime": fv.runtime,
-             "data": os.path.abspath(fv.data), "format": fv.format, "sequences": len(sequences)}
+    # the data paths as the user gave them: tracker.json files get shipped, machine paths must not
+    setup = {"tracker": name, "weights_sha256": _fingerprint(weights), "runtime": runtime,
+             "data": fv.data, "format": fv.format, "sequences": len(sequences)}
     os.makedirs(fv.output, exist_ok=True)  # a run folder, like `zippy-tf train`'s; created once the inputs check out
-    with tempfile.TemporaryDirectory() as tmp:
-        if fv.runtime != "keras":
-            progress(f"exporting {name}'s template and search branches to {fv.runtime} TFLite")
-            network = exported_network(network, fv.runtime, tmp, num_threads=fv.threads)
-        def make_tracker(**hyperparameters):
-            return Tracker.for_network(network, **hyperparameters)
 
-        search = result = tune(sequences, make_tracker, trials=fv.trials, seed=fv.seed,
-                               log_path=os.path.join(fv.output, "trials.jsonl"), setup=setup, progress=progress)
-        confirmation, confirm_log = {}, os.path.join(fv.output, "confirm.jsonl")
-        if confirm_sequences is not None:
-            confirmation = {"confirmed_on": {**setup, "data": os.path.abspath(fv.confirm_data),
-                                             "sequences": len(confirm_sequences)}, "confirm_top": fv.confirm_top}
-            result = confirm(search, confirm_sequences, make_tracker, top=fv.confirm_top,
-                             log_path=confirm_log, setup=confirmation["confirmed_on"], progress=progress)
+    def make_tracker(**hyperparameters):
+        return Tracker.for_network(network, **hyperparameters)
+
+    search = result = tune(sequences, make_tracker, trials=fv.trials, seed=fv.seed,
+                           log_path=os.path.join(fv.output, "trials.jsonl"), setup=setup, progress=progress)
+    confirmation, confirm_log = {}, os.path.join(fv.output, "confirm.jsonl")
+    if confirm_sequences is not None:
+        confirmation = {"confirmed_on": {**setup, "data": fv.confirm_data, "sequences": len(confirm_sequences)},
+                        "confirm_top": fv.confirm_top}
+        result = confirm(search, confirm_sequences, make_tracker, top=fv.confirm_top,
+                         log_path=confirm_log, setup=confirmation["confirmed_on"], progress=progress)
     # the scores of the split the choice was made on: the confirmation split's if there is one
     best, baseline = result["best"], result["baseline"]
     path = os.path.join(fv.output, FILE_NAME)

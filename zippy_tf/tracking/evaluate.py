@@ -1,9 +1,9 @@
 """One-pass evaluation of any tracker on a list of sequences, and the success / precision plots.
 
-Every tracker, neural or OpenCV, runs through :func:`track_sequence`: the same frames (read from disk outside
-the timer, as a camera would deliver them), the first frame initialises with the ground truth (which also counts
-as the first prediction, as the toolkits do), and the timer covers each ``update`` call, pre- and
-post-processing included.
+Every tracker, neural or OpenCV, runs through :func:`track_sequence`: the same frames, the first frame initialises
+with the ground truth (which also counts as the first prediction, as the toolkits do), and the timer covers each
+``update`` call, pre- and post-processing included; with ``time_reading=True`` (``zippy-tf eval track``) it also
+covers reading and decoding the frame from disk, else frames are read outside it, as a camera would deliver them.
 """
 
 import os
@@ -40,40 +40,46 @@ def build_network(name, weights=None):
     return network
 
 
-def tracker_factory(name, weights=None, hyperparameters=None, runtime="keras"):
+def tracker_factory(name, weights=None, hyperparameters=None, runtime=None, *, num_threads=1):
     """A function returning a fresh tracker ``name`` for each sequence (the network is built once).
 
-    ``runtime``: "keras" runs the Keras network; "fp32" / "int8" export it and run the flatbuffers (the deployed
-    path). ``hyperparameters`` ({"penalty_k", "window_influence", "lr"}, any subset) default to those tuned for the
-    shipped weights on that runtime (``models/<name>/tracker.json``) when ``weights`` is None, else to the
-    reference's.
+    ``runtime``: "fp32" / "int8" run the network exported to flatbuffers (the deployed path; exported once per
+    weights and cached, see :func:`~zippy_tf.tracking.export.cached_network`); "keras" runs the Keras network;
+    None: the tracker's default (:data:`~zippy_tf.tracking.hyperparameters.DEFAULT_RUNTIMES`). ``num_threads``:
+    the flatbuffer interpreter's threads. ``hyperparameters`` ({"penalty_k", "window_influence", "lr"}, any
+    subset) default to those tuned for the shipped weights on that runtime (``models/<name>/tracker.json``) when
+    ``weights`` is None, else to the reference's.
     """
-    import tempfile
-
-    from zippy_tf.tracking.export import exported_network
     from zippy_tf.tracking.tracker import Tracker
-    from zippy_tf.tracking.hyperparameters import RUNTIMES, shipped_hyperparameters
+    from zippy_tf.tracking.hyperparameters import shipped_hyperparameters
 
     if name in OPENCV_TRACKERS:
-        if weights is not None or hyperparameters is not None or runtime != "keras":
+        if weights is not None or hyperparameters is not None or runtime not in (None, "keras"):
             raise UserError(f"weights=, hyperparameters= and runtime= do not apply to the OpenCV tracker {name!r}; "
                             "drop them")
         return lambda: OpenCVTracker(name)
     if name not in NEURAL_TRACKERS:
         raise UserError(f"unknown tracker {name!r}; choose one of: {', '.join(TRACKERS)}")
-    if runtime not in RUNTIMES:
-        raise UserError(f"unknown runtime {runtime!r}; choose one of: {', '.join(RUNTIMES)}")
-    network = build_network(name, weights)
-    if runtime != "keras":
-        with tempfile.TemporaryDirectory() as tmp:  # the flatbuffers are read into memory
-            network = exported_network(network, runtime, tmp)
+    network, runtime = runtime_network(name, weights, runtime, num_threads=num_threads)
     if hyperparameters is None:
         hyperparameters = shipped_hyperparameters(name, runtime) if weights is None else {}
     return lambda: Tracker.for_network(network, **hyperparameters)
 
 
-def track_sequence(tracker, sequence):
-    """(predicted (N, 4) boxes, seconds spent in ``update``, number of updates) for one sequence."""
+def runtime_network(name, weights=None, runtime=None, *, num_threads=1):
+    """(network, runtime) of neural tracker ``name`` as ``runtime`` runs it (None: the tracker's default): the Keras
+    network, or its flatbuffers exported once per weights (:func:`~zippy_tf.tracking.export.cached_network`)."""
+    from zippy_tf.tracking.export import cached_network
+    from zippy_tf.tracking.hyperparameters import check_runtime, default_runtime
+
+    runtime = check_runtime(default_runtime(name) if runtime is None else runtime)
+    network = build_network(name, weights)
+    return (network if runtime == "keras" else cached_network(network, runtime, num_threads=num_threads)), runtime
+
+
+def track_sequence(tracker, sequence, *, time_reading=False):
+    """(predicted (N, 4) boxes, seconds spent in ``update`` (and in reading frames, with ``time_reading``), number
+    of updates) for one sequence."""
     valid = np.flatnonzero(np.all(np.isfinite(sequence.boxes), axis=1))
     predicted = np.full((len(sequence), 4), np.nan)
     if valid.size == 0:
@@ -83,8 +89,10 @@ def track_sequence(tracker, sequence):
     predicted[first] = sequence.boxes[first]
     seconds = 0.0
     for i in range(first + 1, len(sequence)):
-        frame = sequence.read(i)
         start = time.perf_counter()
+        frame = sequence.read(i)
+        if not time_reading:
+            start = time.perf_counter()
         _, box = tracker.update(frame)
         seconds += time.perf_counter() - start
         predicted[i] = box
@@ -95,12 +103,13 @@ def _fps(frames, seconds):
     return round(frames / seconds, 2) if seconds > 0 else None
 
 
-def evaluate(sequences, make_tracker, progress=None):
-    """OPE over ``sequences``; returns (scores dict, {"success_curve", "precision_curve"})."""
+def evaluate(sequences, make_tracker, progress=None, *, time_reading=False):
+    """OPE over ``sequences``; returns (scores dict, {"success_curve", "precision_curve"}). ``time_reading``: the
+    FPS counts reading the frames too (see :func:`track_sequence`)."""
     success, precision, per_sequence = [], [], {}
     total_frames, total_seconds = 0, 0.0
     for k, sequence in enumerate(sequences):
-        predicted, seconds, frames = track_sequence(make_tracker(), sequence)
+        predicted, seconds, frames = track_sequence(make_tracker(), sequence, time_reading=time_reading)
         s, p = sequence_curves(predicted, sequence.boxes)
         success.append(s)
         precision.append(p)
@@ -155,6 +164,6 @@ def plot_curves(results, folder):
 
 
 __all__ = [
-    "NEURAL_TRACKERS", "TRACKERS", "build_network", "evaluate", "plot_curves", "track_sequence",
+    "NEURAL_TRACKERS", "TRACKERS", "build_network", "evaluate", "plot_curves", "runtime_network", "track_sequence",
     "tracker_factory",
 ]

@@ -1,19 +1,29 @@
-"""Exporting a tracker: the template branch and the search branch as two TFLite flatbuffers.
+"""Exporting a tracker: the template branch and the search branch as two TFLite flatbuffers, and the cache of them
+that the default (deployed) runtime runs.
 
 The search branch has two inputs (search image, template features), which ``zippy_tf.export.convert`` cannot
 calibrate for int8 (its representative data feeds one input), so it is converted here with representative pairs:
 photo crops for the search image and the template branch's features of other crops.
+
+:func:`cached_network` exports a network once per weights: the flatbuffers live in ``$ZIPPY_TF_CACHE`` (default
+``~/.cache/zippy_tf``) under ``trackers/<name>-<format>-<key>/``, where the key hashes the weights' values, the
+network's configuration, the format and the TensorFlow and zippy-tf versions. A record beside them holds the key and
+each file's SHA-256, so a file that is corrupt, truncated or from other weights is exported again, never run.
 """
 
+import hashlib
+import json
 import os
 
 from zippy_tf._compat import tf
 from zippy_tf.errors import UserError
 from zippy_tf.export import convert, convert_int8, op_census, tflite_converter
-from zippy_tf.io import atomic_write, check_output_path
+from zippy_tf.io import atomic_write, check_output_path, read_file, write_json
 from zippy_tf.tracking.model import deployment_form
 
 TRACKER_FORMATS = ("fp32", "int8")
+CACHE_ENV = "ZIPPY_TF_CACHE"
+_RECORD = "export.json"
 # Ops kept float32 in the int8 export, because this TFLite's int8 kernels for them are slower than float (1 thread,
 # x86): XNNPACK has no int8 7×7 depthwise, and TFLite's fallback ran 15× slower than float; LayerNorm (MEAN,
 # SQUARED_DIFFERENCE, RSQRT) runs on reference int8 kernels. Measured on E.T.Track's search branch by
@@ -92,4 +102,86 @@ def exported_network(network, fmt, folder, *, num_threads=1):
     return FlatbufferNetwork(*(read_flatbuffer(p) for p in branch_paths(path)), num_threads=num_threads)
 
 
-__all__ = ["TRACKER_FORMATS", "branch_paths", "convert_search_branch", "export_tracker", "exported_network"]
+def cache_folder():
+    """Where exported trackers are cached: ``$ZIPPY_TF_CACHE``, else ``$XDG_CACHE_HOME/zippy_tf``, else
+    ``~/.cache/zippy_tf``."""
+    if os.environ.get(CACHE_ENV):
+        return os.environ[CACHE_ENV]
+    return os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"),
+                        "zippy_tf")
+
+
+def export_key(network, fmt):
+    """SHA-256 (hex) of what an export depends on: every weight's values, the network's configuration (its graph
+    form aside: every form exports in its deployment form), the format, and the TensorFlow and zippy-tf versions."""
+    import zippy_tf
+
+    config = {k: v for k, v in network.config.items() if k not in ("depthwise_form", "batch_size")}
+    digest = hashlib.sha256(json.dumps({"config": config, "format": fmt, "tensorflow": tf.__version__,
+                                        "zippy_tf": zippy_tf.__version__}, sort_keys=True).encode())
+    for net in (network.template_net, network.search_net):
+        for weight in net.weights:
+            value = weight.numpy()
+            digest.update(str(value.shape).encode())
+            digest.update(value.tobytes())
+    return digest.hexdigest()
+
+
+def _sha256(data):
+    return hashlib.sha256(data).hexdigest()
+
+
+def _cached_flatbuffers(folder, key):
+    """(template bytes, search bytes) of a cache entry if its record holds ``key`` and both files hash as recorded;
+    else None."""
+    try:
+        record = json.loads(read_file(os.path.join(folder, _RECORD), "export record"))
+        data = [read_file(path, "flatbuffer", binary=True) for path in branch_paths(os.path.join(folder, "tracker"))]
+    except (UserError, ValueError):
+        return None
+    if not isinstance(record, dict) or record.get("key") != key or record.get("sha256") != [_sha256(d) for d in data]:
+        return None
+    return tuple(data)
+
+
+def cached_network(network, fmt, *, num_threads=1, folder=None, progress=None):
+    """``network`` as exported ``fmt`` flatbuffers, ready for the Tracker: exported once per weights and cached.
+
+    Args:
+        network: a :class:`~zippy_tf.tracking.model.TrackerNetwork`.
+        fmt: "fp32" or "int8".
+        num_threads: interpreter threads.
+        folder: the cache folder (default :func:`cache_folder`).
+        progress: called with one line when it exports (default: printed on stderr).
+
+    Returns:
+        a :class:`~zippy_tf.tracking.tracker.FlatbufferNetwork` whose ``weights_path`` is the network's.
+    """
+    from zippy_tf.runtime import progress as print_line
+    from zippy_tf.tracking.tracker import FlatbufferNetwork
+
+    if fmt not in TRACKER_FORMATS:
+        raise UserError(f"a tracker runs exported as {' or '.join(TRACKER_FORMATS)}, not {fmt!r}")
+    key = export_key(network, fmt)
+    name = network.search_net.name[: -len("_search")] if network.search_net.name.endswith("_search") else "tracker"
+    entry = os.path.join(folder or cache_folder(), "trackers", f"{name}-{fmt}-{key[:16]}")
+    data = _cached_flatbuffers(entry, key)
+    if data is None:
+        stale = os.path.exists(os.path.join(entry, _RECORD))
+        (progress or print_line)(
+            f"{name}: the cached {fmt} TFLite export in {entry} is corrupt or from other weights; exporting it again"
+            if stale else f"{name}: exporting to {fmt} TFLite once for these weights (cached in {entry})")
+        os.makedirs(entry, exist_ok=True)
+        if stale:  # no valid record while the files are rewritten
+            os.remove(os.path.join(entry, _RECORD))
+        paths = branch_paths(os.path.join(entry, "tracker.tflite"))
+        export_tracker(network, fmt, os.path.join(entry, "tracker.tflite"))
+        data = tuple(read_file(path, "flatbuffer", binary=True) for path in paths)
+        write_json(os.path.join(entry, _RECORD), {"key": key, "format": fmt, "sha256": [_sha256(d) for d in data]})
+    deployed = FlatbufferNetwork(*data, num_threads=num_threads)
+    deployed.weights_path = network.weights_path
+    return deployed
+
+
+__all__ = ["CACHE_ENV", "TRACKER_FORMATS", "branch_paths", "cache_folder", "cached_network", "convert_search_branch",
+           "export_key", "export_tracker", "exported_network"]

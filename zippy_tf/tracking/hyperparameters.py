@@ -16,6 +16,23 @@ NAMES = ("penalty_k", "window_influence", "lr")
 FILE_NAME = "tracker.json"
 # How the tracker's network runs: an exported fp32 or int8 TFLite flatbuffer (the deployed path) or the Keras model.
 RUNTIMES = ("fp32", "int8", "keras")
+# The runtime a preset's tracker runs by default: int8 where the whole tracker (crop, network, decoding; 1 thread)
+# was faster in int8 than in fp32 on this project's CPU in benchmarks/results/tracking_fps.json (ettrack 12.9 vs
+# 11.8 FPS, lighttrack 33.6 vs 33.1; their search branches 1.4x and 1.2x in experiments/results/tracker_stages.json),
+# else fp32 (attention: 8.5 vs 9.6 FPS). The Keras model stays available as runtime "keras" (for debugging).
+DEFAULT_RUNTIMES = {"ettrack": "int8", "lighttrack": "int8", "attention": "fp32"}
+
+
+def default_runtime(preset):
+    """The runtime ``preset``'s tracker runs by default (see ``DEFAULT_RUNTIMES``; fp32 for others)."""
+    return DEFAULT_RUNTIMES.get(preset, "fp32")
+
+
+def check_runtime(runtime):
+    """``runtime`` if it is one of ``RUNTIMES``, else a one-line error."""
+    if runtime not in RUNTIMES:
+        raise UserError(f"unknown runtime {runtime!r}; choose one of: {', '.join(RUNTIMES)}")
+    return runtime
 
 
 def check_hyperparameters(values, source):
@@ -96,5 +113,6 @@ def shipped_hyperparameters(preset, runtime=None):
     return read_hyperparameters(str(path), runtime) if path.is_file() else {}
 
 
-__all__ = ["FILE_NAME", "NAMES", "RUNTIMES", "add_runtime_settings", "check_hyperparameters", "read_hyperparameters",
-           "read_tuning_result", "shipped_hyperparameters", "write_hyperparameters"]
+__all__ = ["DEFAULT_RUNTIMES", "FILE_NAME", "NAMES", "RUNTIMES", "add_runtime_settings", "check_hyperparameters",
+           "check_runtime", "default_runtime", "read_hyperparameters", "read_tuning_result", "shipped_hyperparameters",
+           "write_hyperparameters"]

@@ -66,6 +66,7 @@ class Tracker:
 
     Attributes:
         weights_path: the weights file the network runs (None: unknown, e.g. a flatbuffer, or untrained).
+        runtime: how the network runs when built by :meth:`from_preset` ("int8", "fp32", "keras"), else None.
 
     Example:
         >>> tracker = Tracker.from_preset("ettrack")
@@ -86,34 +87,46 @@ class Tracker:
         self.context_amount = context_amount
         self.failure_threshold = failure_threshold
         self.weights_path = getattr(network, "weights_path", None)
+        self.runtime = None
         self._windows = {}
         self.center = self.size = None
 
     def __repr__(self):
-        return (f"Tracker(weights_path={self.weights_path!r}, penalty_k={self.penalty_k}, "
+        return (f"Tracker(weights_path={self.weights_path!r}, runtime={self.runtime!r}, penalty_k={self.penalty_k}, "
                 f"window_influence={self.window_influence}, lr={self.lr}, search_size={self.search_size})")
 
     @classmethod
-    def from_preset(cls, name, *, weights=None, **kwargs):
-        """The tracker of preset ``name`` ("ettrack", "lighttrack", "attention") on its Keras network with the
-        shipped weights and the hyper-parameters tuned for them (``models/<name>/tracker.json``).
+    def from_preset(cls, name, *, weights=None, runtime=None, num_threads=1, **kwargs):
+        """The tracker of preset ``name`` ("ettrack", "lighttrack", "attention") with the shipped weights and the
+        hyper-parameters tuned for them (``models/<name>/tracker.json``), on the deployed runtime by default.
 
         Args:
             name: a tracking preset of ``zippy_tf.presets.PRESETS``.
             weights: other weights (a path); then the reference hyper-parameters apply unless given.
+            runtime: "int8" or "fp32": the network exported to TFLite flatbuffers, once per weights and cached
+                (:func:`~zippy_tf.tracking.export.cached_network`; the first call exports, about 20 s, and says so
+                on stderr); "keras": the Keras model (for debugging). Default: the preset's
+                (:data:`~zippy_tf.tracking.hyperparameters.DEFAULT_RUNTIMES`, the faster on a CPU).
+            num_threads: threads of the flatbuffer interpreter.
             **kwargs: the tracker's arguments (e.g. ``lr=0.3``), over the tuned ones.
         """
         from zippy_tf import presets
+        from zippy_tf.tracking.export import cached_network
+        from zippy_tf.tracking.hyperparameters import check_runtime, default_runtime
 
         preset = presets.get_preset(name)
         if preset.task != "tracking":
             raise UserError(f"preset {name!r} is a {preset.task} model; use "
                             "zippy_tf.keypoints.KeypointDetector.from_preset")
+        runtime = check_runtime(default_runtime(name) if runtime is None else runtime)
         network = presets.load(name, weights=weights)
-        tuned = shipped_hyperparameters(name, "keras") if weights is None else {}
+        if runtime != "keras":
+            network = cached_network(network, runtime, num_threads=num_threads)
+        tuned = shipped_hyperparameters(name, runtime) if weights is None else {}
         tracker = cls.for_network(network, **{**tuned, **kwargs})
-        logging.getLogger(__name__).info("%s: weights %s, hyper-parameters %s", name, tracker.weights_path,
-                                         {**tuned, **kwargs})
+        tracker.runtime = runtime
+        logging.getLogger(__name__).info("%s: weights %s on %s, hyper-parameters %s", name, tracker.weights_path,
+                                         runtime, {**tuned, **kwargs})
         return tracker
 
     @classmethod
@@ -212,7 +225,12 @@ class FlatbufferNetwork:
     Args:
         template_data, search_data: flatbuffer bytes.
         num_threads: interpreter threads.
+
+    Attributes:
+        weights_path: the weights file the flatbuffers were exported from, if known (None).
     """
+
+    weights_path = None
 
     def __init__(self, template_data, search_data, num_threads=1):
         from zippy_tf._compat import tf
