@@ -170,6 +170,21 @@ def is_hdf5(path, what="weights file"):
         raise UserError(f"{what} {str(path)!r} cannot be read ({reason}); check the path and its permissions") from None
 
 
+def check_hdf5(path, what="weights file"):
+    """Raises a one-line :class:`UserError` naming ``what`` unless the file ``path`` is an HDF5 file that opens: not
+    empty, another kind of file, truncated or unreadable."""
+    import h5py
+
+    if not is_hdf5(path, what):
+        raise UserError(f"{what} {str(path)!r} is not an HDF5 file (empty or another kind of file); pass weights saved "
+                        "as .h5 by Keras")
+    try:
+        h5py.File(path, "r").close()
+    except OSError as e:
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:120]
+        raise UserError(f"{what} {str(path)!r} is damaged ({first}); save or copy it again") from None
+
+
 def _is_compact(path):
     import h5py
 
@@ -188,9 +203,8 @@ def readable_weights(path):
     (:func:`save_compact_weights`) a temporary copy with the kernels dequantised to float32, removed afterwards.
     Every loader of weights files goes through here: Keras alone refuses a compact file. A file that is not HDF5
     (empty, a text file) or cannot be read is refused here, in one line that says so."""
-    if os.path.isfile(path) and not is_hdf5(path):  # a file (not a TensorFlow checkpoint prefix) must be HDF5
-        raise UserError(f"weights file {str(path)!r} is not an HDF5 file (empty, truncated or another kind of "
-                        "file); pass weights saved as .h5 by Keras")
+    if os.path.isfile(path):  # a file (not a TensorFlow checkpoint prefix) must be a whole HDF5 file
+        check_hdf5(path)
     if not _is_compact(path):
         yield path
         return
@@ -290,6 +304,6 @@ class RecordLog:
             return f.read(1) == b"\n"
 
 
-__all__ = ["RecordLog", "atomic_path", "atomic_write", "check_output_folder", "check_output_path", "check_writable",
-           "is_hdf5", "read_file", "read_json", "readable_weights", "save_compact_weights", "save_figure",
-           "save_float16_weights", "write_json"]
+__all__ = ["RecordLog", "atomic_path", "atomic_write", "check_hdf5", "check_output_folder", "check_output_path",
+           "check_writable", "is_hdf5", "read_file", "read_json", "readable_weights", "save_compact_weights",
+           "save_figure", "save_float16_weights", "write_json"]

@@ -43,6 +43,11 @@ def files(tmp_path_factory):
     (root / "text.h5").write_text("not weights\n")
     paths["text_h5"] = str(root / "text.h5")
     (root / "empty.h5").write_bytes(b"")
+    weights = keras.Sequential([keras.layers.Dense(64, input_shape=(64,))])
+    weights.save_weights(str(root / "whole.h5"))
+    whole = (root / "whole.h5").read_bytes()
+    (root / "truncated.h5").write_bytes(whole[:len(whole) // 2])
+    paths["truncated_h5"] = str(root / "truncated.h5")
     paths["empty_h5"] = str(root / "empty.h5")
     model = keras.Sequential([keras.layers.Conv2D(2, 3, input_shape=(8, 8, 3))])
     data = convert(model, "fp32")
@@ -97,6 +102,9 @@ BAD = [
      "cannot be read"),
     (["match", "SMALL", "SMALL", "--weights", "TEXT_H5", "--output", "OUT.png"], "is not an HDF5 file"),
     (["export", "--model", "kp2d", "--weights", "EMPTY_H5", "--output", "OUT.tflite"], "is not an HDF5 file"),
+    (KP + ["--init_from", "TRUNCATED_H5", "--output", "OUT"], "is damaged (Unable to synchronously open file"),
+    (["train", "rcm", "--preset", "rcm-small", "--data", "NYUD", "--encoder", "TRUNCATED_H5", "--output", "OUT"],
+     "is damaged"),
 ]
 
 

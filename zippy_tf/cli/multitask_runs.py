@@ -159,12 +159,13 @@ def _h5_layer_names(path):
 def load_checked_weights(model, path, what, fix):
     """Loads the .h5 weights file ``path`` into ``model`` after checking that its layer names are the model's
     (Keras's own loader matches layers by position and would load foreign weights without a word)."""
-    from zippy_tf.io import is_hdf5
+    from zippy_tf.io import check_hdf5, is_hdf5
 
     if not os.path.isfile(path):
         raise UserError(f"{what} {path!r} does not exist; {fix}")
     if not is_hdf5(path, what):
         raise UserError(f"{what} {path!r} is not an .h5 weights file; {fix}")
+    check_hdf5(path, what)  # truncated
     found, expected = _h5_layer_names(path), [layer.name for layer in model.layers if layer.weights]
     if found is not None and found != expected:
         missing = [name for name in expected if name not in found]
