@@ -90,32 +90,22 @@ def test_eval_track_runs_the_default_runtime(shipped, data, tmp_path):
     assert "reading each frame" in result["fps_counts"] and "exporting" not in done.stderr
 
 
-@pytest.fixture(scope="module")
-def small(tmp_path_factory):
-    """A small E.T.Track exported (fp32) into its own cache folder: (network, folder, the exported bytes by file)."""
-    network, folder = build_tracker_network(head="exemplar", **SMALL), tmp_path_factory.mktemp("small_cache")
-    cached_network(network, "fp32", folder=str(folder), progress=lambda line: None)
-    (entry,) = (folder / "trackers").iterdir()
-    return network, folder, {path.name: path.read_bytes() for path in entry.iterdir()}
-
-
 @pytest.mark.parametrize("damage", ["truncated", "other_weights", "record"])
-def test_a_bad_cached_export_is_exported_again(small, monkeypatch, damage):
-    """Exporting again is this export's bytes (the exporter itself is tested in test_export.py), so the test sees
-    which flatbuffer runs."""
+def test_a_bad_cached_export_is_exported_again(shipped, tracker_cache, monkeypatch, damage):
+    """Exporting again writes the module's export of these weights (the exporter itself is tested in
+    test_export.py), so the test sees which flatbuffer runs."""
     from zippy_tf.data.photos import calibration_images
     from zippy_tf.tracking import export
 
-    network, folder, files = small
-    (entry,) = (folder / "trackers").iterdir()
-    for name, data in files.items():
-        (entry / name).write_bytes(data)
+    network, deployed, _ = shipped
+    (entry,) = (tracker_cache / "trackers").iterdir()
+    files = {path.name: path.read_bytes() for path in entry.glob("*.tflite")}
     exports, lines = [], []
 
     def export_tracker(net, fmt, output_path):
         exports.append(fmt)
-        for name in ("tracker_template.tflite", "tracker_search.tflite"):
-            (entry / name).write_bytes(files[name])
+        for name, data in files.items():
+            (entry / name).write_bytes(data)
 
     monkeypatch.setattr(export, "export_tracker", export_tracker)
     search = entry / "tracker_search.tflite"
@@ -128,22 +118,20 @@ def test_a_bad_cached_export_is_exported_again(small, monkeypatch, damage):
         search.write_bytes(bytes(changed))
     else:
         (entry / "export.json").write_text("{not json")
-    rebuilt = cached_network(network, "fp32", folder=str(folder), progress=lines.append)
-    assert exports == ["fp32"] and len(lines) == 1 and "corrupt or from other weights; exporting it again" in lines[0]
-    assert search.read_bytes() == good and json.loads((entry / "export.json").read_text())["format"] == "fp32"
-    template, search_image = calibration_images(63, 63, 1), calibration_images(128, 128, 1)
-    want = network.search_net([search_image, network.template_net(template).numpy()])["cls"].numpy()
-    got = rebuilt.search_net([search_image, rebuilt.template_net(template)])["cls"]
-    assert np.abs(got - want).max() <= 1e-4 * max(np.abs(want).max(), 1e-6)  # this network's weights run
-    cached_network(network, "fp32", folder=str(folder), progress=lines.append)
-    assert exports == ["fp32"] and len(lines) == 1  # valid now: read, not exported again
+    rebuilt = cached_network(network, "int8", progress=lines.append)
+    assert exports == ["int8"] and len(lines) == 1 and "corrupt or from other weights; exporting it again" in lines[0]
+    assert search.read_bytes() == good and json.loads((entry / "export.json").read_text())["format"] == "int8"
+    template, search_image = calibration_images(127, 127, 1), calibration_images(256, 256, 1)
+    want = deployed.search_net([search_image, deployed.template_net(template)])["cls"]
+    np.testing.assert_array_equal(rebuilt.search_net([search_image, rebuilt.template_net(template)])["cls"], want)
+    cached_network(network, "int8", progress=lines.append)
+    assert exports == ["int8"] and len(lines) == 1  # valid now: read, not exported again
 
 
-def test_other_weights_get_their_own_export(small):
+def test_other_weights_get_their_own_export():
     from zippy_tf.tracking import export
 
-    network, folder, _ = small
-    other = build_tracker_network(head="exemplar", **SMALL)
+    network, other = (build_tracker_network(head="exemplar", **SMALL) for _ in range(2))
     assert export.export_key(other, "fp32") != export.export_key(network, "fp32")
     assert export.export_key(network, "int8") != export.export_key(network, "fp32")
     assert export.export_key(deployment_form(network), "fp32") == export.export_key(network, "fp32")
