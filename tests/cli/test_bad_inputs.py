@@ -201,3 +201,20 @@ def test_train_resume_without_a_previous_run_says_it_starts_fresh(verb, files, s
     assert code == 0, err
     assert f"--resume: no previous run in {output}; starting fresh" in err.splitlines()
     assert no_fit == [False]
+
+
+def test_an_os_error_on_a_named_file_is_one_line_and_others_propagate(monkeypatch):
+    """The dispatcher's last guard: a path a verb did not check itself still gives one line naming the file."""
+    from zippy_tf.cli import info
+
+    def denied(fv, args, name):
+        raise PermissionError(13, "Permission denied", "/somewhere/file.json")
+
+    monkeypatch.setattr(info, "main", denied)
+    code, out, err = run("info", "--list")
+    assert (code, out) == (2, "")
+    assert err.strip().splitlines() == ["zippy-tf: error: '/somewhere/file.json': Permission denied; check the path "
+                                        "and its permissions"]
+    monkeypatch.setattr(info, "main", lambda fv, args, name: (_ for _ in ()).throw(OSError("no file involved")))
+    with pytest.raises(OSError, match="no file involved"):
+        run("info", "--list")
