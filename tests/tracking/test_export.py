@@ -5,9 +5,8 @@ import pytest
 
 from zippy_tf.errors import UserError
 from zippy_tf.export import op_census, read_flatbuffer
-from zippy_tf.tracking.export import branch_paths, export_tracker
+from zippy_tf.tracking.export import FlatbufferNetwork, branch_paths, export_tracker
 from zippy_tf.tracking.model import build_tracker_network
-from zippy_tf.tracking.tracker import FlatbufferNetwork
 
 SMALL = dict(template_size=63, search_size=128, ffn_dim=32)
 

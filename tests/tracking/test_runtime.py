@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 
 from zippy_tf import presets
-from zippy_tf.tracking.export import cache_folder, cached_network
+from zippy_tf.tracking.export import FlatbufferNetwork, cache_folder, cached_network
 from zippy_tf.tracking.generate import write_otb_sequences
 from zippy_tf.tracking.hyperparameters import default_runtime, read_hyperparameters
 from zippy_tf.tracking.model import build_tracker_network, deployment_form
-from zippy_tf.tracking.tracker import FlatbufferNetwork, Tracker
+from zippy_tf.tracking.tracker import Tracker
 
 SMALL = dict(template_size=63, search_size=128, ffn_dim=32)
 

@@ -10,7 +10,8 @@ from zippy_tf.data.photos import load_photo
 from zippy_tf.errors import UserError
 from zippy_tf.tracking.metrics import iou
 from zippy_tf.tracking.crops import as_bgr, crop_and_resize
-from zippy_tf.tracking.tracker import FlatbufferNetwork, Tracker, _to_network_input
+from zippy_tf.tracking.export import FlatbufferNetwork
+from zippy_tf.tracking.tracker import Tracker, _to_network_input
 
 SIDE = 40  # target side in frame pixels
 HALF = 32  # half the target side in crop pixels: context 0.5 makes a square target half the template side (~64)

@@ -15,8 +15,8 @@ __getattr__, __dir__, __all__ = lazy_exports(__name__, {
     "zippy_tf.tracking.datasets": ["load_sequences", "Sequence"],
     "zippy_tf.tracking.evaluate": ["track_sequence", "tracker_factory"],
     "zippy_tf.tracking.exemplar": ["ExemplarAttention", "ExemplarTransformer"],
-    "zippy_tf.tracking.export": ["cached_network", "export_tracker", "exported_network"],
+    "zippy_tf.tracking.export": ["FlatbufferNetwork", "cached_network", "export_tracker", "exported_network"],
     "zippy_tf.tracking.model": ["attention_tracker", "build_tracker_network", "deployment_form", "ettrack",
                                 "lighttrack", "TrackerNetwork"],
-    "zippy_tf.tracking.tracker": ["FlatbufferNetwork", "Tracker"],
+    "zippy_tf.tracking.tracker": ["Tracker"],
 })

@@ -1,9 +1,9 @@
 """The online tracker: Ocean / LightTrack / E.T.Track inference logic around any template + search network.
 
 The state logic is numpy (and OpenCV for the crops), so the same class runs on Keras weights or on exported
-flatbuffers next to a TFLite interpreter (:class:`FlatbufferNetwork`). Interface as OpenCV's trackers:
-``init(frame, box)`` then ``update(frame) -> (ok, box)``, frames BGR uint8 (grayscale is converted), boxes
-(x, y, w, h) in pixels.
+flatbuffers next to a TFLite interpreter (:class:`zippy_tf.tracking.export.FlatbufferNetwork`). Interface as
+OpenCV's trackers: ``init(frame, box)`` then ``update(frame) -> (ok, box)``, frames BGR uint8 (grayscale is
+converted), boxes (x, y, w, h) in pixels.
 """
 
 import logging
@@ -214,59 +214,4 @@ class Tracker:
         return ok, (float(x), float(y), float(self.size[0]), float(self.size[1]))
 
 
-class FlatbufferNetwork:
-    """The ``template_net`` / ``search_net`` interface over two exported flatbuffers (template, search branch).
-
-    The search flatbuffer has two inputs (search image, template features) and runs on TensorFlow Lite's interpreter
-    directly, not through :class:`~zippy_tf.export.runner.FlatbufferRunner`, because it must accept branches exported
-    under any names: inputs are told apart by shape (the image is the one with 3 channels) and outputs by name
-    ("cls"/"reg") or, failing that, by their last dimension (1 or 4).
-
-    Args:
-        template_data, search_data: flatbuffer bytes.
-        num_threads: interpreter threads.
-
-    Attributes:
-        weights_path: the weights file the flatbuffers were exported from, if known (None).
-    """
-
-    weights_path = None
-
-    def __init__(self, template_data, search_data, num_threads=1):
-        from zippy_tf._compat import tf
-        from zippy_tf.export.flatbuffer import op_census
-        from zippy_tf.export.runner import FlatbufferRunner
-
-        self.template_runner = FlatbufferRunner(template_data, num_threads=num_threads)
-        if any(op.startswith("Lce") for op in op_census(search_data)["ops"]):
-            raise UserError("the search flatbuffer has LCE ops; export the tracker as fp32 or int8 TFLite")
-        self._search = tf.lite.Interpreter(model_content=search_data, num_threads=num_threads)
-        self._search.allocate_tensors()
-        inputs = self._search.get_input_details()
-        if len(inputs) != 2:
-            raise UserError(f"the search flatbuffer has {len(inputs)} inputs, not 2 (image, template features); "
-                            "re-export the search branch")
-        self._image_input, self._feature_input = sorted(inputs, key=lambda d: d["shape"][-1] != 3)
-        self.search_size = int(self._image_input["shape"][1])
-        self.template_size = int(self.template_runner.input_shape[1])
-        self._outputs = {}
-        for detail in self._search.get_output_details():
-            name = detail["name"].lower()
-            key = "cls" if "cls" in name else "reg" if "reg" in name else ("cls" if detail["shape"][-1] == 1 else "reg")
-            self._outputs[key] = detail["index"]
-        if sorted(self._outputs) != ["cls", "reg"]:
-            raise UserError("the search flatbuffer does not have a cls and a reg output; re-export the search branch")
-
-    def template_net(self, template_batch):
-        (features,) = self.template_runner(template_batch).values()
-        return features
-
-    def search_net(self, inputs):
-        search_batch, features = inputs
-        self._search.set_tensor(self._image_input["index"], np.asarray(search_batch, np.float32))
-        self._search.set_tensor(self._feature_input["index"], np.asarray(features, np.float32))
-        self._search.invoke()
-        return {key: self._search.get_tensor(index) for key, index in self._outputs.items()}
-
-
-__all__ = ["FlatbufferNetwork", "Tracker"]
+__all__ = ["Tracker"]
