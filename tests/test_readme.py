@@ -2,6 +2,7 @@
 quick start cannot rot. A block whose first line has the comment "# slow" is `large` (run with --run-large); the
 others run in the default suite."""
 
+import os
 import re
 import subprocess
 import sys
@@ -24,6 +25,7 @@ def _marks(block):
 
 @pytest.mark.parametrize("number", [pytest.param(n, marks=_marks(b), id=f"block{n + 1}") for n, b in enumerate(BLOCKS)])
 def test_readme_block_runs(number, tmp_path):
+    env = dict(os.environ, ZIPPY_TF_CACHE=str(tmp_path / "cache"))  # trackers export into it, never into ~/.cache
     proc = subprocess.run([sys.executable, "-c", BLOCKS[number]], cwd=tmp_path, capture_output=True, text=True,
-                          timeout=900)
+                          timeout=900, env=env)
     assert proc.returncode == 0, f"README block {number + 1} failed:\n{BLOCKS[number]}\n{proc.stderr[-3000:]}"

@@ -118,7 +118,7 @@ def bad_input(case, state, tmp_path):
         return path, output, "'conv1.weight' has shape"
     if case == "keras3_name":
         return path, str(tmp_path / "encoder.weights.h5"), "not *.weights.h5"
-    return path, os.path.join(os.sep, "proc", "encoder.h5"), "cannot write output"  # not even root creates files
+    return path, os.path.join(os.sep, "proc", "encoder.h5"), "is not writable"  # not even root creates files
 
 
 CASES = ["missing", "not_npz", "missing_key", "mis_shaped", "keras3_name", "read_only"]

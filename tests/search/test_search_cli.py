@@ -47,7 +47,7 @@ def test_search_writes_config_log_plot_and_resumes(tmp_path, train_folder):
 @pytest.mark.parametrize("extra,message", [
     (["--budget", "1.5"], "--budget must be in (0, 1)"),
     (["--cost", "table"], "needs --cost_table"),
-    (["--blocks", "stage9"], "not in the configuration"),
+    (["--blocks", "stage9"], "names unknown macro-blocks stage9"),
     (["--model", "kp2d"], "search starts from zippypoint"),
 ])
 def test_bad_input(tmp_path, train_folder, extra, message):

@@ -73,11 +73,11 @@ def main(fv, args, name):
     output = check_output_folder(fv.output)
     if fv.weights is not None and not os.path.isfile(fv.weights):
         raise UserError(f"weights file {fv.weights!r} does not exist; check --weights")
-    sequences = load_sequences(fv.data, fv.format)
     resume = resume_checkpoints(output, fv.resume)
     if fv.batch_norm == "frozen" and fv.weights is None and not resume:
         raise UserError("--batch_norm frozen fine-tunes trained weights; pass --weights (or train with --batch_norm "
                         "batch first)")
+    sequences = load_sequences(fv.data, fv.format)
     dataset = pair_dataset(sequences, template_size=fv.template_size, search_size=fv.search_size,
                            search_scale=fv.search_scale, negative_fraction=fv.negative_fraction,
                            distractor_fraction=fv.distractor_fraction,

@@ -19,7 +19,7 @@ from zippy_tf.data.augment import augment_pair, spatial_augment
 from zippy_tf.data.homography import sample_homography, warp_image
 from zippy_tf.data.photos import PHOTOS, load_photo
 from zippy_tf.errors import UserError
-from zippy_tf.io import check_output_path
+from zippy_tf.io import check_output_folder
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
 
@@ -119,9 +119,9 @@ def random_crop(rng, image, height, width, min_fraction=0.4):
 def new_folder(root):
     """Yields a hidden sibling folder to fill; it becomes ``root`` only when the block succeeds, so an interrupted
     writer never leaves a half-written data set. ``root`` must not exist yet (or be an empty folder)."""
-    check_output_path(root)
     if os.path.exists(root) and (not os.path.isdir(root) or os.listdir(root)):
         raise UserError(f"{root!r} already exists and is not an empty folder; pick a new folder or delete it")
+    check_output_folder(root)
     partial = tempfile.mkdtemp(dir=os.path.dirname(os.path.abspath(root)), prefix=".partial-")
     try:
         yield partial
