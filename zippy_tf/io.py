@@ -49,6 +49,29 @@ def check_output_folder(path):
     return path
 
 
+def resumable_checkpoint(checkpoint, folder, resume, *, what, new_folder):
+    """A ``tf.train.CheckpointManager`` over ``folder`` for resumable training, with ``checkpoint`` restored from the
+    latest checkpoint when ``resume`` is set. One-line errors instead of silently mixing runs: checkpoints there but
+    ``resume`` unset, ``resume`` set but none there, or a checkpoint that does not fit ``what`` (e.g. "this
+    tracker"). ``new_folder`` names the argument that picks another folder (e.g. "output=")."""
+    from zippy_tf._compat import tf
+
+    manager = tf.train.CheckpointManager(checkpoint, folder, max_to_keep=2)
+    if manager.latest_checkpoint and not resume:
+        raise UserError(f"{folder!r} already holds checkpoints; pass resume=True to continue or pick a new "
+                        f"{new_folder}")
+    if resume and not manager.latest_checkpoint:
+        raise UserError(f"no checkpoint in {folder!r} to resume from; drop resume=True to start a new run")
+    if manager.latest_checkpoint:
+        try:
+            checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+        except (AssertionError, ValueError, tf.errors.OpError) as e:
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
+            raise UserError(f"checkpoint in {folder!r} does not fit {what} ({first}); resume the run it came from, or "
+                            f"pick a new {new_folder}") from None
+    return manager
+
+
 def _umask():
     mask = os.umask(0)
     os.umask(mask)
@@ -305,5 +328,6 @@ class RecordLog:
 
 
 __all__ = ["RecordLog", "atomic_path", "atomic_write", "check_hdf5", "check_output_folder", "check_output_path",
-           "check_writable", "is_hdf5", "read_file", "read_json", "readable_weights", "save_compact_weights",
+           "check_writable", "is_hdf5", "read_file", "read_json", "readable_weights", "resumable_checkpoint",
+           "save_compact_weights",
            "save_figure", "save_float16_weights", "write_json"]

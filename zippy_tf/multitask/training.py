@@ -19,6 +19,7 @@ after every epoch and restored with ``resume=True``.
 
 from zippy_tf._compat import Trainer, keras, tf
 from zippy_tf.errors import UserError
+from zippy_tf.io import resumable_checkpoint
 from zippy_tf.multitask.losses import LOSS_WEIGHTS, sgd, task_loss
 
 WEIGHT_DECAY = 1e-4
@@ -122,19 +123,9 @@ def _fit(trainer, dataset, steps, steps_per_epoch, learning_rate, checkpoint_dir
     callbacks, initial_epoch = [], 0
     if checkpoint_dir is not None:
         checkpoint = tf.train.Checkpoint(model=trainer.task_model, optimizer=trainer.optimizer)
-        manager = tf.train.CheckpointManager(checkpoint, checkpoint_dir, max_to_keep=2)
-        if manager.latest_checkpoint and not resume:
-            raise UserError(f"{checkpoint_dir!r} already holds checkpoints; pass resume=True to continue or pick a "
-                            "new checkpoint_dir")
-        if resume and not manager.latest_checkpoint:
-            raise UserError(f"no checkpoint in {checkpoint_dir!r} to resume from; start without resume")
+        manager = resumable_checkpoint(checkpoint, checkpoint_dir, resume, what="this task model",
+                                       new_folder="checkpoint_dir")
         if manager.latest_checkpoint:
-            try:
-                checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
-            except (AssertionError, ValueError, tf.errors.OpError) as e:
-                first = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
-                raise UserError(f"checkpoint in {checkpoint_dir!r} does not fit this task model ({first}); resume "
-                                "the same network and task, or pick a new checkpoint_dir") from None
             initial_epoch = int(trainer.optimizer.iterations.numpy()) // steps_per_epoch
         callbacks.append(_SaveEachEpoch(manager))
     history = trainer.fit(dataset.repeat(), epochs=steps // steps_per_epoch, initial_epoch=initial_epoch,

@@ -17,7 +17,7 @@ import numpy as np
 
 from zippy_tf._compat import Trainer, keras, tf
 from zippy_tf.errors import UserError
-from zippy_tf.io import atomic_path
+from zippy_tf.io import atomic_path, resumable_checkpoint
 from zippy_tf.tracking.losses import tracking_losses
 
 LOSS_NAMES = ("loss", "cls_loss", "reg_loss")
@@ -215,18 +215,7 @@ def fit_tracker(trainer, dataset, *, output, epochs, steps_per_epoch, resume=Fal
         epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
         trainer.optimizer.build(trainer.trainable_variables)  # slots must exist before a restore fills them
     checkpoint = tf.train.Checkpoint(trainer=trainer, optimizer=trainer.optimizer, epoch=epoch)
-    manager = tf.train.CheckpointManager(checkpoint, folder, max_to_keep=2)
-    if manager.latest_checkpoint and not resume:
-        raise UserError(f"{folder!r} already holds checkpoints; pass resume=True to continue or pick a new output=")
-    if resume and not manager.latest_checkpoint:
-        raise UserError(f"no checkpoint in {folder!r} to resume from; drop resume=True to start a new run")
-    if manager.latest_checkpoint:
-        try:
-            checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
-        except (AssertionError, ValueError, tf.errors.OpError) as e:
-            first = (str(e).strip().splitlines() or [type(e).__name__])[0]
-            raise UserError(f"checkpoint in {folder!r} does not fit this tracker ({first[:160]}); resume with the "
-                            "same tracker, or pick a new output=")
+    manager = resumable_checkpoint(checkpoint, folder, resume, what="this tracker", new_folder="output=")
     schedule = learning_rate or (lambda e: reference_learning_rate(e, epochs=epochs))
     guard = _EpochGuard(manager, epoch, os.path.join(output, "weights.h5"))
     callbacks = [keras.callbacks.LearningRateScheduler(schedule), guard,
