@@ -21,8 +21,18 @@ from pathlib import Path
 
 from zippy_tf.errors import UserError
 
+
+def _models_dir():
+    """The shipped weights: $ZIPPY_TF_MODELS, else the copy a wheel installs inside the package, else the
+    repository's models/ (source checkouts and editable installs)."""
+    if "ZIPPY_TF_MODELS" in os.environ:
+        return Path(os.environ["ZIPPY_TF_MODELS"])
+    packaged = Path(__file__).resolve().parent / "models"
+    return packaged if packaged.is_dir() else Path(__file__).resolve().parents[1] / "models"
+
+
 # Shipped weights: <models dir>/<preset>/weights.h5, trained by this project (see each folder's card.md).
-MODELS_DIR = Path(os.environ.get("ZIPPY_TF_MODELS", Path(__file__).resolve().parents[1] / "models"))
+MODELS_DIR = _models_dir()
 
 
 @dataclasses.dataclass(frozen=True)
