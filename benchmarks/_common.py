@@ -1,5 +1,6 @@
 """What every benchmark and experiment script does alike: its default result path, the run wrapper that turns a
-``UserError`` into one line, the provenance of a report, writing it, plots, tracking sequences and shared flags.
+``UserError`` into one line, the provenance of a report, writing it, plots, tracking sequences, thread counts and
+shared flags.
 
 The scripts in ``experiments/`` import this module too (they put ``benchmarks/`` on ``sys.path``). Importing it
 does not import TensorFlow.
@@ -142,6 +143,21 @@ def nearest_cells(output_size, search_size, points):
     return np.abs(grid[None] - points[:, 1:]).argmin(1), np.abs(grid[None] - points[:, :1]).argmin(1), grid
 
 
+def thread_counts(values):
+    """A ``--threads`` list (e.g. ``["1", "all"]``; "all" is ``os.cpu_count()``) as distinct counts ≥ 1, in order;
+    a one-line error for anything else."""
+    counts = []
+    for value in values:
+        count = os.cpu_count() or 1 if value == "all" else int(value) if str(value).isdigit() else 0
+        if count < 1:
+            raise UserError(f"--threads takes counts >= 1 or 'all' (e.g. 1,all), not {value!r}")
+        if count not in counts:
+            counts.append(count)
+    if not counts:
+        raise UserError("--threads is empty; pass e.g. --threads 1,all")
+    return counts
+
+
 def define_hpatches_flags(entries, entry_help):
     """The flags of the HPatches scripts: --entry (repeatable), --data_dir and --resolution."""
     script = _script()
@@ -152,4 +168,4 @@ def define_hpatches_flags(entries, entry_help):
 
 
 __all__ = ["compare_weights", "default_output", "define_hpatches_flags", "define_tracker_flags", "nearest_cells",
-           "otb_sequences", "pair_outputs", "provenance", "pyplot", "run", "write_report"]
+           "otb_sequences", "pair_outputs", "provenance", "pyplot", "run", "thread_counts", "write_report"]

@@ -1,0 +1,60 @@
+"""Smoke tests of the tracker benchmarks: ``benchmarks/tracking_fps.py`` end to end on one generated sequence of five
+frames (an OpenCV tracker and one exported neural tracker at two thread counts), checking its JSON's structure, and
+its bad flags as one line."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def run(script, *args):
+    return subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", script), *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=600)
+
+
+def test_tracking_fps_times_every_row_at_each_thread_count(tmp_path):
+    output, plot = tmp_path / "fps.json", tmp_path / "fps.png"
+    result = run("tracking_fps.py", "--trackers", "csrt,lighttrack", "--precisions", "fp32", "--threads", "1,2,all",
+                 "--num_sequences", "1", "--num_frames", "5", "--output", str(output), "--plot", str(plot))
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads(output.read_text())
+    counts = list(dict.fromkeys([1, 2, os.cpu_count()]))  # 'all' is os.cpu_count(); repeated counts run once
+    assert report["threads"] == counts and report["all_cores"] == os.cpu_count()
+    assert report["data"] == {"generated_seed": 1000, "num_sequences": 1, "num_frames": 5}
+    assert report["default_runtimes"] == {"lighttrack": "int8"}
+    rows = report["trackers"]
+    assert sorted(rows) == ["csrt", "lighttrack_fp32"]
+    for row in rows.values():
+        assert sorted(row["fps"]) == sorted(str(t) for t in counts) and all(f > 0 for f in row["fps"].values())
+        assert 0 <= row["success_auc"] <= 1 and 0 <= row["precision_20"] <= 1
+        assert row["success_auc_change_over_threads"] >= 0
+    assert rows["csrt"]["runtime"] == "opencv" and rows["csrt"]["default_runtime"] is True
+    neural = rows["lighttrack_fp32"]
+    assert (neural["runtime"], neural["precision"], neural["weights"]) == ("tflite", "fp32", "shipped")
+    assert neural["default_runtime"] is False  # lighttrack runs int8 by default
+    assert set(neural["tracker_hyperparameters"]) == {"penalty_k", "window_influence", "lr"}
+    targets = report["targets"]
+    assert {"ettrack-s_vs_csrt_fps_1_thread", "ettrack-s_minus_ettrack_success_auc",
+            "ettrack_fp32_eq4.6_vs_eq4.5_fps_1_thread", "ettrack_vs_csrt_fps_all_cores"} <= set(targets)
+    for entry in targets.values():  # E.T.Track did not run: no value, nothing claimed met
+        assert entry["value"] is None and entry["met"] is None
+    assert plot.stat().st_size > 0
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--threads", "0"], "--threads takes counts >= 1"),
+    (["--threads", "two"], "--threads takes counts >= 1"),
+    (["--trackers", "csrt,nope"], "unknown trackers ['nope']"),
+    (["--precisions", "fp16"], "--precisions takes fp32, int8"),
+])
+def test_tracking_fps_bad_flags_are_one_line(args, message, tmp_path):
+    result = run("tracking_fps.py", *args, "--output", str(tmp_path / "out.json"))
+    assert result.returncode != 0
+    assert result.stderr.strip().splitlines()[-1].startswith("tracking_fps.py: error:")
+    assert message in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "out.json").exists()
