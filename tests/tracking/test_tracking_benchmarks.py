@@ -1,6 +1,7 @@
 """Smoke tests of the tracker benchmarks: ``benchmarks/tracking_fps.py`` end to end on one generated sequence of five
-frames (an OpenCV tracker and one exported neural tracker at two thread counts), checking its JSON's structure, and
-its bad flags as one line."""
+frames (an OpenCV tracker and one exported neural tracker at two thread counts) and
+``benchmarks/exemplar_vs_attention.py`` on a tiny map, checking their JSON's structure, the analytic MACs against
+TensorFlow's profiler, and bad flags as one line."""
 
 import json
 import os
@@ -46,15 +47,50 @@ def test_tracking_fps_times_every_row_at_each_thread_count(tmp_path):
     assert plot.stat().st_size > 0
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--threads", "0"], "--threads takes counts >= 1"),
-    (["--threads", "two"], "--threads takes counts >= 1"),
-    (["--trackers", "csrt,nope"], "unknown trackers ['nope']"),
-    (["--precisions", "fp16"], "--precisions takes fp32, int8"),
+@pytest.mark.parametrize("script, args, message", [
+    ("tracking_fps.py", ["--threads", "0"], "--threads takes counts >= 1"),
+    ("tracking_fps.py", ["--threads", "two"], "--threads takes counts >= 1"),
+    ("tracking_fps.py", ["--trackers", "csrt,nope"], "unknown trackers ['nope']"),
+    ("tracking_fps.py", ["--precisions", "fp16"], "--precisions takes fp32, int8"),
+    ("exemplar_vs_attention.py", ["--precisions", "fp32,lce"], "--precisions takes fp32, int8"),
 ])
-def test_tracking_fps_bad_flags_are_one_line(args, message, tmp_path):
-    result = run("tracking_fps.py", *args, "--output", str(tmp_path / "out.json"))
+def test_bad_flags_are_one_line(script, args, message, tmp_path):
+    result = run(script, *args, "--output", str(tmp_path / "out.json"))
     assert result.returncode != 0
-    assert result.stderr.strip().splitlines()[-1].startswith("tracking_fps.py: error:")
+    assert result.stderr.strip().splitlines()[-1].startswith(f"{script}: error:")
     assert message in result.stderr and "Traceback" not in result.stderr
     assert not (tmp_path / "out.json").exists()
+
+
+def test_exemplar_vs_attention_times_layers_and_heads_at_both_precisions(tmp_path):
+    from zippy_tf._compat import keras
+    from zippy_tf.tracking.attention import SelfAttention
+    from zippy_tf.tracking.exemplar import ExemplarAttention
+    from zippy_tf.tracking.model import _flops
+
+    output, plot = tmp_path / "eva.json", tmp_path / "eva.png"
+    result = run("exemplar_vs_attention.py", "--channels", "64", "--sizes", "8", "--runs", "2", "--warmup", "1",
+                 "--output", str(output), "--plot", str(plot))
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads(output.read_text())
+    (layers,), (heads,) = report["layers"], report["heads"]
+    assert (layers["channels"], layers["size"], heads["size"]) == (64, 8, 8)
+    assert sorted(layers["models"]) == ["attention", "exemplar", "exemplar_eq4.5", "ffn", "separable_conv"]
+    assert sorted(heads["models"]) == ["attention", "exemplar", "separable_conv"]
+    for group in (layers, heads):
+        for model in group["models"].values():
+            assert model["macs"] > 0
+            for precision in ("fp32", "int8"):
+                assert model[precision]["median_ms"] > 0 and model[precision]["size_bytes"] > 0
+        for ratio in group["ratios"].values():
+            assert sorted(ratio) == ["fp32", "int8", "macs"] and all(v > 0 for v in ratio.values())
+    # Eq. 4.5 applies E depthwise convolutions where Eq. 4.6 applies one: 3 more 3x3 depthwise convs' MACs
+    macs = {name: model["macs"] for name, model in layers["models"].items()}
+    assert macs["exemplar_eq4.5"] - macs["exemplar"] == 3 * 8 * 8 * 64 * 9
+    # the analytic counts agree with TensorFlow's profiler (which also counts element-wise ops: softmax, biases)
+    for name, layer in (("attention", SelfAttention(8)), ("exemplar", ExemplarAttention(3, 4, 256,
+                                                                                       depthwise_form="mixed_kernel"))):
+        inputs = keras.Input((8, 8, 64), batch_size=1)
+        profiled = _flops(keras.Model(inputs, layer(inputs))) / 2
+        assert 0.9 <= macs[name] / profiled <= 1.0, name
+    assert plot.stat().st_size > 0
