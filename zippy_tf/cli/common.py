@@ -35,6 +35,53 @@ def define_refine_radius(fv):
                          lower_bound=0, flag_values=fv)
 
 
+def define_distribution_flags(fv):
+    """--strategy and --mixed_precision of every ``train`` verb (:mod:`zippy_tf.distribute`)."""
+    from absl import flags
+
+    from zippy_tf.distribute import STRATEGIES
+
+    flags.DEFINE_enum("strategy", "auto", list(STRATEGIES), "auto: MirroredStrategy over several local GPUs, else one "
+                      "device; mirrored: MirroredStrategy over the local devices; multi_worker: "
+                      "MultiWorkerMirroredStrategy over the machines in TF_CONFIG (--output on a shared filesystem; "
+                      "only the chief writes it). --batch_size is the global batch over all replicas",
+                      flag_values=fv)
+    flags.DEFINE_boolean("mixed_precision", False, "compute in float16 with float32 weights and loss scaling (Keras's "
+                         "mixed_float16 policy), for GPUs; slow on a CPU", flag_values=fv)
+
+
+def start_distribution(fv, batch_size):
+    """The strategy of ``--strategy`` with the ``--mixed_precision`` policy set; call it before any other TensorFlow
+    work (a multi-worker strategy configures the runtime). Refuses a global ``batch_size`` that does not split
+    evenly over the replicas (each replica's share of the loss assumes equal slices)."""
+    from zippy_tf.distribute import make_strategy, use_mixed_precision
+
+    strategy = make_strategy(fv.strategy)
+    use_mixed_precision(fv.mixed_precision)
+    replicas = strategy.num_replicas_in_sync
+    if batch_size % replicas:
+        raise UserError(f"--batch_size {batch_size} does not split over the {replicas} replicas of --strategy "
+                        f"{fv.strategy}; pass a multiple of {replicas}")
+    return strategy
+
+
+def synchronized_batch_norm(fv, strategy):
+    """Whether a verb's BatchNorm layers compute global-batch statistics (``zippy_tf.distribute.
+    synchronize_batch_norm``): always under ``--strategy mirrored`` and ``multi_worker``, so that their runs give
+    the same weights on any number of replicas (the fused kernel of one device corrects the moving variance by
+    n/(n-1), the synchronised one does not); under ``auto`` only with several replicas."""
+    return fv.strategy != "auto" or strategy.num_replicas_in_sync > 1
+
+
+def output_folder(output):
+    """``--output`` checked as a run folder to write (not created): its absolute path."""
+    from zippy_tf.io import check_output_folder
+
+    if not output:
+        raise UserError("--output is required (the run folder to write)")
+    return check_output_folder(output)
+
+
 def starting_fresh(output):
     """The one stderr line of every ``train`` verb whose ``--resume`` finds no previous run in ``output``."""
     progress(f"--resume: no previous run in {output}; starting fresh")
@@ -51,4 +98,5 @@ def resume_checkpoints(output, resume, folder="checkpoints"):
     return resume
 
 
-__all__ = ["build_from_flags", "define_model_flags", "define_refine_radius", "resume_checkpoints", "starting_fresh"]
+__all__ = ["build_from_flags", "define_distribution_flags", "define_model_flags", "define_refine_radius",
+           "output_folder", "resume_checkpoints", "start_distribution", "starting_fresh", "synchronized_batch_norm"]

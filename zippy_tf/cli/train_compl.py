@@ -9,6 +9,7 @@ fractions) and the SSL images are recorded in run.json.
 
 from absl import flags
 
+from zippy_tf.cli.common import define_distribution_flags
 from zippy_tf.cli.multitask_runs import define_training_flags
 from zippy_tf.errors import UserError
 
@@ -33,6 +34,7 @@ def define_flags(fv):
                        lower_bound=0.0, flag_values=fv)
     flags.DEFINE_string("backbone", None, "resnet18 or resnet26 (default: the preset's, resnet26)", flag_values=fv)
     flags.DEFINE_string("norm", None, "batch or group (default: the preset's, group)", flag_values=fv)
+    define_distribution_flags(fv)
 
 
 def _labelled_dataset(root, dataset, target, labelled, crop, batch_size, seed):
@@ -105,6 +107,10 @@ def main(fv, args, name):
         CHECKPOINTS, COMPL_FILE, compl_parameters, compl_parts, epoch_length, load_checked_weights, open_run,
         preset_settings, save_weights, write_record,
     )
+    from zippy_tf._compat import keras
+    from zippy_tf.cli.common import output_folder, start_distribution, synchronized_batch_norm
+    from zippy_tf.distribute import shard_by_data, synchronize_batch_norm, worker_folder
+    from zippy_tf.io import write_json
     from zippy_tf.runtime import progress, set_threads
 
     if args:
@@ -135,50 +141,54 @@ def main(fv, args, name):
                 "ssl_same_subset": fv.ssl_same_subset, "ssl_weight": fv.ssl_weight, "data": root,
                 "init_from": fv.init_from and os.path.abspath(fv.init_from)}
     steps_per_epoch = epoch_length(schedule["steps"], fv.steps_per_epoch)
-    output, previous = open_run(fv.output, fv.resume, settings)
+    output = output_folder(fv.output)
+    strategy = start_distribution(fv, schedule["batch_size"])
+    with worker_folder(strategy, output) as folder, strategy.scope():
+        previous = open_run(folder, fv.resume, settings)[1]
+        keras.utils.set_random_seed(fv.seed)
+        trunk, head = compl_parts(spec)
+        if synchronized_batch_norm(fv, strategy):
+            synchronize_batch_norm(trunk)
+        ssl_head_path, source_ssl = _init_from(fv.init_from, spec, trunk, head) if fv.init_from else (None, None)
+        model = CompLModel(trunk, head, task_target_loss(spec["target"]), ssl=model_ssl, ssl_weight=fv.ssl_weight,
+                           mode=mode, ssl_size=len(ssl_ids) if model_ssl in CONTRASTIVE else None, seed=fv.seed)
+        if ssl_head_path is not None and source_ssl == model_ssl:
+            load_checked_weights(model.ssl_head, ssl_head_path, "--init_from SSL head",
+                                 "keep the run's files together")
+        if fv.init_from and model_ssl in CONTRASTIVE:
+            model.sync_momentum_encoder()
+        crop, batch = tuple(spec["input_shape"]), schedule["batch_size"]
+        supervised = None if mode == "ssl" else _labelled_dataset(root, spec["dataset"], spec["target"], labelled,
+                                                                  crop, batch, fv.seed)
+        stream = None if model_ssl == "none" else ssl_dataset(
+            folder_images(root, spec["dataset"], ssl_ids, size=crop), model_ssl, batch_size=batch, seed=fv.seed)
+        data = joint_dataset(supervised, stream) if mode == "joint" else stream if mode == "ssl" else supervised
 
-    from zippy_tf._compat import keras
-
-    keras.utils.set_random_seed(fv.seed)
-    trunk, head = compl_parts(spec)
-    ssl_head_path, source_ssl = _init_from(fv.init_from, spec, trunk, head) if fv.init_from else (None, None)
-    model = CompLModel(trunk, head, task_target_loss(spec["target"]), ssl=model_ssl, ssl_weight=fv.ssl_weight,
-                       mode=mode, ssl_size=len(ssl_ids) if model_ssl in CONTRASTIVE else None, seed=fv.seed)
-    if ssl_head_path is not None and source_ssl == model_ssl:
-        load_checked_weights(model.ssl_head, ssl_head_path, "--init_from SSL head", "keep the run's files together")
-    if fv.init_from and model_ssl in CONTRASTIVE:
-        model.sync_momentum_encoder()
-    crop, batch = tuple(spec["input_shape"]), schedule["batch_size"]
-    supervised = None if mode == "ssl" else _labelled_dataset(root, spec["dataset"], spec["target"], labelled, crop,
-                                                              batch, fv.seed)
-    stream = None if model_ssl == "none" else ssl_dataset(folder_images(root, spec["dataset"], ssl_ids, size=crop),
-                                                          model_ssl, batch_size=batch, seed=fv.seed)
-    data = joint_dataset(supervised, stream) if mode == "joint" else stream if mode == "ssl" else supervised
-
-    os.makedirs(output, exist_ok=True)
-    record = previous or {"kind": "compl", "settings": settings, "status": "training",
-                          "flags": {key: fv[key].value for key in fv if not key.startswith("help")},
-                          "data": {"root": root, "split": "train", "images": len(ids)},
-                          "labelled_ids": labelled, "ssl_ids": [] if model_ssl == "none" else ssl_ids,
-                          "steps": 0, "wall_time_s": 0.0}
-    write_record(output, record)
-    progress(f"training {spec['target']} ({mode}, ssl {model_ssl}) on {len(labelled)} labelled of {len(ids)} "
-             f"images: {schedule['steps']} steps of batch {batch}")
-    start = time.time()
-    history = _fit(model, data, output, schedule["steps"], steps_per_epoch, schedule["learning_rate"])
-    save_weights(trunk, os.path.join(output, "trunk.h5"))
-    if mode != "ssl":
-        save_weights(head, os.path.join(output, "target_head.h5"))
-    if model_ssl != "none":
-        save_weights(model.ssl_head, os.path.join(output, "ssl_head.h5"))
-    from zippy_tf.io import write_json
-
-    write_json(os.path.join(output, COMPL_FILE), {**spec, "ssl": model_ssl, "mode": mode, "options": model.options})
-    elapsed = record["wall_time_s"] + time.time() - start
-    record.update(status="done", steps=schedule["steps"], wall_time_s=round(elapsed, 1),
-                  final={key: values[-1] for key, values in history.items() if values})
-    write_record(output, record)
-    shutil.rmtree(os.path.join(output, CHECKPOINTS), ignore_errors=True)
+        os.makedirs(folder, exist_ok=True)
+        record = previous or {"kind": "compl", "settings": settings, "status": "training",
+                              "flags": {key: fv[key].value for key in fv if not key.startswith("help")},
+                              "data": {"root": root, "split": "train", "images": len(ids)},
+                              "labelled_ids": labelled, "ssl_ids": [] if model_ssl == "none" else ssl_ids,
+                              "steps": 0, "wall_time_s": 0.0}
+        write_record(folder, record)
+        progress(f"training {spec['target']} ({mode}, ssl {model_ssl}) on {len(labelled)} labelled of {len(ids)} "
+                 f"images: {schedule['steps']} steps of global batch {batch} over "
+                 f"{strategy.num_replicas_in_sync} replica(s)")
+        start = time.time()
+        history = _fit(model, shard_by_data(data), folder, schedule["steps"], steps_per_epoch,
+                       schedule["learning_rate"])
+        save_weights(trunk, os.path.join(folder, "trunk.h5"))
+        if mode != "ssl":
+            save_weights(head, os.path.join(folder, "target_head.h5"))
+        if model_ssl != "none":
+            save_weights(model.ssl_head, os.path.join(folder, "ssl_head.h5"))
+        write_json(os.path.join(folder, COMPL_FILE), {**spec, "ssl": model_ssl, "mode": mode,
+                                                      "options": model.options})
+        elapsed = record["wall_time_s"] + time.time() - start
+        record.update(status="done", steps=schedule["steps"], wall_time_s=round(elapsed, 1),
+                      final={key: values[-1] for key, values in history.items() if values})
+        write_record(folder, record)
+        shutil.rmtree(os.path.join(folder, CHECKPOINTS), ignore_errors=True)
     return {"run": output, "target": spec["target"], "ssl": ssl, "mode": mode, "label_fraction": fv.label_fraction,
             "labelled_images": len(labelled), "ssl_images": len(record["ssl_ids"]), "steps": schedule["steps"],
             "wall_time_s": record["wall_time_s"], "final": record["final"], "options": model.options,

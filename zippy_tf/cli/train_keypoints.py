@@ -2,6 +2,8 @@
 
 from absl import flags
 
+from zippy_tf.cli.common import define_distribution_flags
+
 HELP = "Train ZippyPoint or KP2D self-supervised on image pairs from a folder of JPEG/PNG images."
 
 
@@ -10,7 +12,8 @@ def define_flags(fv):
     flags.DEFINE_string("output", None, "run folder: checkpoints/, logs/, weights.h5, history.json", flag_values=fv)
     flags.DEFINE_integer("epochs", None, "total epochs (a resumed run continues up to this number)", lower_bound=1,
                          flag_values=fv)
-    flags.DEFINE_integer("batch_size", 8, "pairs per step", lower_bound=1, flag_values=fv)
+    flags.DEFINE_integer("batch_size", 8, "pairs per step, the global batch over all replicas and workers",
+                         lower_bound=1, flag_values=fv)
     flags.DEFINE_integer("steps_per_epoch", None, "steps per epoch (default: one pass over the images)",
                          lower_bound=1, flag_values=fv)
     flags.DEFINE_string("resolution", "320x240", "training WIDTHxHEIGHT, multiples of 8", flag_values=fv)
@@ -30,6 +33,7 @@ def define_flags(fv):
                       "from collapsing, learns faster in short runs)", flag_values=fv)
     flags.DEFINE_float("teacher_weight", 0.0, "weight of a Shi-Tomasi corner teacher for the score and location heads "
                        "(not KP2D's; see zippy_tf.keypoints.teacher): 0 = off", lower_bound=0.0, flag_values=fv)
+    define_distribution_flags(fv)
 
 
 def main(fv, args, name):
@@ -39,7 +43,8 @@ def main(fv, args, name):
     from zippy_tf.runtime import parse_resolution, progress
     from zippy_tf.data.image_folder import pair_dataset
     from zippy_tf.errors import UserError
-    from zippy_tf.cli.common import resume_checkpoints
+    from zippy_tf.cli.common import resume_checkpoints, start_distribution, synchronized_batch_norm
+    from zippy_tf.distribute import shard_by_data, worker_folder
     from zippy_tf.io import check_output_folder, write_json
     from zippy_tf.keypoints.model import load_matching_layers
     from zippy_tf.keypoints.training import KeypointTrainer, fit_keypoints
@@ -50,36 +55,39 @@ def main(fv, args, name):
     for flag in ("data", "output", "epochs"):
         if fv[flag].value is None:
             raise UserError(f"--{flag} is required (see `zippy-tf train {name} --help`)")
+    if fv.init_from is not None and fv.weights is not None:
+        raise UserError("pass --weights (same architecture) or --init_from (matching layers), not both")
     height, width = parse_resolution(fv.resolution, multiple_of=8)  # the networks work on 8x8 cells
     output = check_output_folder(fv.output)
-    dataset = pair_dataset(fv.data, height=height, width=width, batch_size=fv.batch_size, seed=fv.seed)
-    if fv.steps_per_epoch is not None:
-        dataset = dataset.repeat()
-    keras.utils.set_random_seed(fv.seed)
-    network = build_model(name, config=fv.config, weights=fv.weights, input_shape=(height, width, 3),
-                          use_shipped_weights=False)
-    if fv.init_from is not None:
-        if fv.weights is not None:
-            raise UserError("pass --weights (same architecture) or --init_from (matching layers), not both")
-        load_matching_layers(network, fv.init_from)
-    trainer = KeypointTrainer(network, binary_descriptors=name != "kp2d", with_io=fv.io_net, negatives=fv.negatives,
-                              teacher_weight=fv.teacher_weight)
-    trainer.compile(optimizer=keras.optimizers.Adam(fv.learning_rate))
-    resume = resume_checkpoints(output, fv.resume)
-    os.makedirs(output, exist_ok=True)
-    progress(f"training {name} on {fv.data} at {width}x{height}, batch {fv.batch_size}, into {output}")
-    run = fit_keypoints(trainer, dataset, output=output, epochs=fv.epochs, steps_per_epoch=fv.steps_per_epoch,
-                        resume=resume, learning_rate=fv.learning_rate)
-    history, pairs, seconds = run["history"], run["steps"] * fv.batch_size, run["seconds"]
-    weights = trainer.save_deployable(os.path.join(output, "weights.h5"))
-    write_json(os.path.join(output, "history.json"), history)
+    strategy = start_distribution(fv, fv.batch_size)
+    with worker_folder(strategy, output) as folder, strategy.scope():
+        dataset = pair_dataset(fv.data, height=height, width=width, batch_size=fv.batch_size, seed=fv.seed)
+        dataset = shard_by_data(dataset.repeat() if fv.steps_per_epoch is not None else dataset)
+        keras.utils.set_random_seed(fv.seed)
+        network = build_model(name, config=fv.config, weights=fv.weights, input_shape=(height, width, 3),
+                              use_shipped_weights=False)
+        if fv.init_from is not None:
+            load_matching_layers(network, fv.init_from)
+        trainer = KeypointTrainer(network, binary_descriptors=name != "kp2d", with_io=fv.io_net,
+                                  negatives=fv.negatives, teacher_weight=fv.teacher_weight,
+                                  sync_batch_norm=synchronized_batch_norm(fv, strategy))
+        trainer.compile(optimizer=keras.optimizers.Adam(fv.learning_rate))
+        resume = resume_checkpoints(folder, fv.resume)
+        os.makedirs(folder, exist_ok=True)
+        progress(f"training {name} on {fv.data} at {width}x{height}, global batch {fv.batch_size} over "
+                 f"{strategy.num_replicas_in_sync} replica(s), into {output}")
+        run = fit_keypoints(trainer, dataset, output=folder, epochs=fv.epochs, steps_per_epoch=fv.steps_per_epoch,
+                            resume=resume, learning_rate=fv.learning_rate)
+        history, pairs, seconds = run["history"], run["steps"] * fv.batch_size, run["seconds"]
+        trainer.save_deployable(os.path.join(folder, "weights.h5"))
+        write_json(os.path.join(folder, "history.json"), history)
     return {
         "model": name,
         "epochs": len(history.get("loss", [])),
         "final": {key: values[-1] for key, values in history.items() if values and key != "lr"},
         "seconds": round(seconds, 2),
         "pairs_per_second": round(pairs / seconds, 3) if pairs else 0.0,
-        "weights": weights,
+        "weights": os.path.join(output, "weights.h5"),
         "history": os.path.join(output, "history.json"),
     }
 

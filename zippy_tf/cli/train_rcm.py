@@ -9,6 +9,7 @@ was in progress, from its last checkpoint. ``--add_task NAME --from RUN --output
 
 from absl import flags
 
+from zippy_tf.cli.common import define_distribution_flags
 from zippy_tf.cli.multitask_runs import define_training_flags
 from zippy_tf.errors import UserError
 
@@ -30,6 +31,7 @@ def define_flags(fv):
     flags.DEFINE_string("add_task", None, "a task to add to the finished run --from; only it is trained",
                         flag_values=fv)
     flags.DEFINE_string("from", None, "the finished RCM run --add_task adds a task to", flag_values=fv)
+    define_distribution_flags(fv)
 
 
 def _load_encoder(path, config):
@@ -106,7 +108,8 @@ def _train(network, tasks, root, output, record, schedule, steps_per_epoch):
     shutil.rmtree(os.path.join(output, CHECKPOINTS), ignore_errors=True)
 
 
-def _finish(network, output, record):
+def _finish(network, output, record, run):
+    """Writes the finished run into ``output`` (this worker's folder); the result names ``run``, the run folder."""
     import os
 
     from zippy_tf.cli.multitask_runs import RCM_CONFIG, write_record
@@ -117,7 +120,7 @@ def _finish(network, output, record):
     record["status"] = "done"
     record["wall_time_s"]["total"] = round(sum(v for k, v in record["wall_time_s"].items() if k != "total"), 1)
     write_record(output, record)
-    return {"run": output, "variant": network.config.variant, "tasks": list(network.tasks),
+    return {"run": os.path.abspath(run), "variant": network.config.variant, "tasks": list(network.tasks),
             "steps": record["steps"], "wall_time_s": record["wall_time_s"], "final_loss": record["final_loss"],
             "params": parameter_counts(network)}
 
@@ -134,19 +137,30 @@ def _new_record(settings, fv, root, extra=None):
             "tasks_done": [], "steps": {}, "wall_time_s": {}, "final_loss": {}, **(extra or {})}
 
 
-def _start(fv, settings, config, root, encoder_path):
-    """Checks everything, then (and only then) creates the run folder; returns (output, record, network)."""
+def _synchronize(network, sync):
+    """Global-batch BatchNorm statistics in every task's model (:func:`zippy_tf.cli.common.synchronized_batch_norm`)."""
+    from zippy_tf.distribute import synchronize_batch_norm
+
+    if sync:
+        for model in network.models.values():
+            synchronize_batch_norm(model)
+
+
+def _start(fv, settings, config, root, encoder_path, folder, sync):
+    """Checks everything, then (and only then) creates the run folder ``folder``; returns (output, record,
+    network)."""
     import os
 
     from zippy_tf._compat import keras
     from zippy_tf.cli.multitask_runs import ENCODER_FILE, open_run, save_weights, write_record
     from zippy_tf.multitask import VARIANTS, build_multitask
 
-    output, previous = open_run(fv.output, fv.resume, settings)
+    output, previous = open_run(folder, fv.resume, settings)
     keras.utils.set_random_seed(fv.seed)
     encoder = _load_encoder(os.path.join(output, ENCODER_FILE) if previous else encoder_path, config)
     ri = _ri_images(root, config, fv.ri_images) if VARIANTS[config.variant].ri else None
     network = build_multitask(config, encoder=encoder, ri_images=ri)
+    _synchronize(network, sync)
     os.makedirs(output, exist_ok=True)
     if previous is None:
         save_weights(encoder, os.path.join(output, ENCODER_FILE))
@@ -167,7 +181,8 @@ def _check_data(fv, dataset, tasks):
     return root
 
 
-def _add_task(fv):
+def _add_task(fv, distributed):
+    """``--add_task``; ``distributed(batch_size)`` is the verb's ``--strategy`` block (see :func:`main`)."""
     import dataclasses
     import os
 
@@ -203,34 +218,49 @@ def _add_task(fv):
         encoder_path = None
     settings = {**dataclasses.asdict(config), "from": source, "add_task": task, "schedule": schedule,
                 "encoder": encoder_path and os.path.abspath(encoder_path), "data": root}
-    output, previous = open_run(fv.output, fv.resume, settings)
-    network = load_network(source)
-    encoder = None if encoder_path is None else _load_encoder(encoder_path, config)
-    add_task(network, task, encoder=encoder)
-    os.makedirs(output, exist_ok=True)
-    record = previous or _new_record(settings, fv, root, {"from": source, "inherited_tasks": list(config.tasks)})
-    write_record(output, record)
-    _train(network, [task], root, output, record, schedule, epoch_length(schedule["steps"], fv.steps_per_epoch))
-    for old in config.tasks:  # from the network, after training: the file shows the old task did not change
-        save_weights(network[old], os.path.join(output, f"{old}.weights.h5"))
-    if encoder is not None:
-        save_weights(encoder, os.path.join(output, ENCODER_FILE))
-    return _finish(network, output, record)
+    steps_per_epoch = epoch_length(schedule["steps"], fv.steps_per_epoch)
+    with distributed(schedule["batch_size"]) as (folder, sync):
+        output, previous = open_run(folder, fv.resume, settings)
+        network = load_network(source)
+        encoder = None if encoder_path is None else _load_encoder(encoder_path, config)
+        add_task(network, task, encoder=encoder)
+        _synchronize(network, sync)
+        os.makedirs(output, exist_ok=True)
+        record = previous or _new_record(settings, fv, root, {"from": source, "inherited_tasks": list(config.tasks)})
+        write_record(output, record)
+        _train(network, [task], root, output, record, schedule, steps_per_epoch)
+        for old in config.tasks:  # from the network, after training: the file shows the old task did not change
+            save_weights(network[old], os.path.join(output, f"{old}.weights.h5"))
+        if encoder is not None:
+            save_weights(encoder, os.path.join(output, ENCODER_FILE))
+        return _finish(network, output, record, fv.output)
 
 
 def main(fv, args, name):
+    import contextlib
     import dataclasses
     import os
 
+    from zippy_tf.cli.common import output_folder, start_distribution, synchronized_batch_norm
     from zippy_tf.cli.multitask_runs import epoch_length, preset_settings
+    from zippy_tf.distribute import worker_folder
     from zippy_tf.runtime import set_threads
 
     if args:
         raise UserError(f"unexpected arguments {args}; pass options as --flags")
     if fv.threads:
         set_threads(fv.threads)
+
+    @contextlib.contextmanager
+    def distributed(batch_size):
+        """(this worker's run folder, synchronised BatchNorm?) inside the ``--strategy``'s scope."""
+        output = output_folder(fv.output)
+        strategy = start_distribution(fv, batch_size)
+        with worker_folder(strategy, output) as folder, strategy.scope():
+            yield folder, synchronized_batch_norm(fv, strategy)
+
     if fv.add_task is not None or fv["from"].value is not None:
-        return _add_task(fv)
+        return _add_task(fv, distributed)
     network, schedule = preset_settings(fv, "rcm")
     if fv.dataset is not None and fv.dataset != network["dataset"]:  # the preset's tasks and size are NYUD's
         network.pop("tasks")
@@ -249,8 +279,10 @@ def main(fv, args, name):
     settings = {**dataclasses.asdict(config), "schedule": schedule, "ri_images": fv.ri_images, "data": root,
                 "encoder": None if fv.encoder is None else os.path.abspath(fv.encoder)}
     steps_per_epoch = epoch_length(schedule["steps"], fv.steps_per_epoch)
-    output, record, network = _start(fv, settings, config, root, fv.encoder)
-    _train(network, config.tasks, root, output, record, schedule, steps_per_epoch)
-    return _finish(network, output, record)
+    with distributed(schedule["batch_size"]) as (folder, sync):
+        output, record, network = _start(fv, settings, config, root, fv.encoder, folder, sync)
+        _train(network, config.tasks, root, output, record, schedule, steps_per_epoch)
+        return _finish(network, output, record, fv.output)
+
 
 __all__ = ["HELP", "define_flags", "main"]

@@ -2,6 +2,8 @@
 
 from absl import flags
 
+from zippy_tf.cli.common import define_distribution_flags
+
 HELP = "Train E.T.Track or a baseline tracker on template/search pairs from OTB / LaSOT / GOT-10k-layout sequences."
 
 
@@ -13,7 +15,8 @@ def define_flags(fv):
                          flag_values=fv)
     flags.DEFINE_integer("steps_per_epoch", 100, "steps per epoch (pairs are sampled endlessly)", lower_bound=1,
                          flag_values=fv)
-    flags.DEFINE_integer("batch_size", 32, "pairs per step, over all devices", lower_bound=1, flag_values=fv)
+    flags.DEFINE_integer("batch_size", 32, "pairs per step, the global batch over all replicas and workers",
+                         lower_bound=1, flag_values=fv)
     flags.DEFINE_float("learning_rate", 0.1, "peak SGD learning rate of the reference schedule (warm-up from a "
                        "fifth of it over a tenth of the epochs, then log-decay to 1/500 of it)", lower_bound=0.0,
                        flag_values=fv)
@@ -43,16 +46,18 @@ def define_flags(fv):
                          flag_values=fv)
     flags.DEFINE_integer("threads", 0, "CPU threads for TensorFlow and OpenCV (0 = all cores)", lower_bound=0,
                          flag_values=fv)
+    define_distribution_flags(fv)
 
 
 def main(fv, args, name):
     import importlib
     import os
 
-    from zippy_tf._compat import keras, tf
+    from zippy_tf._compat import keras
     from zippy_tf.runtime import progress
     from zippy_tf.errors import UserError
-    from zippy_tf.cli.common import resume_checkpoints
+    from zippy_tf.cli.common import resume_checkpoints, start_distribution
+    from zippy_tf.distribute import shard_by_data, worker_folder
     from zippy_tf.io import check_output_folder, write_json
     from zippy_tf.presets import get_preset
     from zippy_tf.tracking.datasets import load_sequences
@@ -73,23 +78,21 @@ def main(fv, args, name):
     output = check_output_folder(fv.output)
     if fv.weights is not None and not os.path.isfile(fv.weights):
         raise UserError(f"weights file {fv.weights!r} does not exist; check --weights")
-    resume = resume_checkpoints(output, fv.resume)
-    if fv.batch_norm == "frozen" and fv.weights is None and not resume:
-        raise UserError("--batch_norm frozen fine-tunes trained weights; pass --weights (or train with --batch_norm "
-                        "batch first)")
-    sequences = load_sequences(fv.data, fv.format)
-    dataset = pair_dataset(sequences, template_size=fv.template_size, search_size=fv.search_size,
-                           search_scale=fv.search_scale, negative_fraction=fv.negative_fraction,
-                           distractor_fraction=fv.distractor_fraction,
-                           batch_size=fv.batch_size, seed=fv.seed)
-    keras.utils.set_random_seed(fv.seed)
-    # several GPUs: one replica each, the batch split between them (losses and BatchNorm are global-batch exact)
-    gpus = tf.config.list_logical_devices("GPU")
-    strategy = tf.distribute.MirroredStrategy() if len(gpus) > 1 else tf.distribute.get_strategy()
-    module, function = get_preset(name).builder.split(":")
-    builder = getattr(importlib.import_module(module), function)
-    with strategy.scope():
-        network = builder(weights=fv.weights, template_size=fv.template_size, search_size=fv.search_size)
+    strategy = start_distribution(fv, fv.batch_size)
+    with worker_folder(strategy, output) as folder, strategy.scope():
+        resume = resume_checkpoints(folder, fv.resume)
+        if fv.batch_norm == "frozen" and fv.weights is None and not resume:
+            raise UserError("--batch_norm frozen fine-tunes trained weights; pass --weights (or train with "
+                            "--batch_norm batch first)")
+        sequences = load_sequences(fv.data, fv.format)
+        dataset = shard_by_data(pair_dataset(sequences, template_size=fv.template_size, search_size=fv.search_size,
+                                             search_scale=fv.search_scale, negative_fraction=fv.negative_fraction,
+                                             distractor_fraction=fv.distractor_fraction, batch_size=fv.batch_size,
+                                             seed=fv.seed))
+        keras.utils.set_random_seed(fv.seed)
+        module, function = get_preset(name).builder.split(":")
+        network = getattr(importlib.import_module(module), function)(
+            weights=fv.weights, template_size=fv.template_size, search_size=fv.search_size)
         if fv.batch_norm == "frozen":
             # a resumed run restores its statistics from the checkpoint
             if not resume and fv.statistics_steps > 0:
@@ -98,20 +101,20 @@ def main(fv, args, name):
             freeze_batch_norm(network)
         trainer = TrackerTrainer(network)
         trainer.compile(keras.optimizers.SGD(fv.learning_rate, momentum=0.9, weight_decay=1e-4))
-    os.makedirs(output, exist_ok=True)
-    progress(f"training {name} on {len(sequences)} {fv.format} sequences from {fv.data}, batch {fv.batch_size} "
-             f"over {strategy.num_replicas_in_sync} replica(s), into {output}")
-    run = fit_tracker(trainer, dataset, output=output, epochs=fv.epochs, steps_per_epoch=fv.steps_per_epoch,
-                      resume=resume,
-                      learning_rate=lambda e: reference_learning_rate(e, epochs=fv.epochs, peak=fv.learning_rate))
-    history = run["history"]
-    write_json(os.path.join(output, "history.json"), history)
+        os.makedirs(folder, exist_ok=True)
+        progress(f"training {name} on {len(sequences)} {fv.format} sequences from {fv.data}, global batch "
+                 f"{fv.batch_size} over {strategy.num_replicas_in_sync} replica(s), into {output}")
+        run = fit_tracker(trainer, dataset, output=folder, epochs=fv.epochs, steps_per_epoch=fv.steps_per_epoch,
+                          resume=resume,
+                          learning_rate=lambda e: reference_learning_rate(e, epochs=fv.epochs, peak=fv.learning_rate))
+        history = run["history"]
+        write_json(os.path.join(folder, "history.json"), history)
     return {
         "model": name,
         "epochs_done": run["epochs_done"],
         "final": {key: values[-1] for key, values in history.items() if values and key != "lr"},
-        "weights": run["weights"],
-        "checkpoint": run["checkpoint"],
+        "weights": os.path.join(output, "weights.h5"),
+        "checkpoint": run["checkpoint"] and os.path.join(output, os.path.relpath(run["checkpoint"], folder)),
         "history": os.path.join(output, "history.json"),
     }
 

@@ -14,6 +14,7 @@ import sys
 import time
 
 from zippy_tf._compat import Trainer, keras, tf
+from zippy_tf.distribute import as_float32, synchronize_batch_norm
 from zippy_tf.errors import UserError
 from zippy_tf.io import atomic_path, write_json
 from zippy_tf.keypoints.losses import (
@@ -28,19 +29,6 @@ TEACHER_TERMS = ("teacher_location", "teacher_score")
 def kp2d_learning_rate(epoch, initial=1e-3, halve_every=10):
     r"""ZippyPoint's schedule (thesis §5.4.1): $\eta_e = \eta_0 \cdot 0.5^{\lfloor e / 10 \rfloor}$, 0-based epochs."""
     return initial * 0.5 ** (epoch // halve_every)
-
-
-def synchronize_batch_norm(model):
-    """Makes every BatchNormalization of ``model`` use global-batch statistics under a multi-replica strategy.
-
-    Per-replica statistics would make a distributed step differ from the same step on one device. With one
-    replica the statistics are the same up to float rounding (the layer leaves the fused kernel), which a
-    binary network's sign activations can still turn into different bits.
-    """
-    for layer in model.submodules:
-        if isinstance(layer, keras.layers.BatchNormalization):
-            layer.synchronized, layer.fused = True, False
-    return model
 
 
 class KeypointTrainer(Trainer):
@@ -114,8 +102,8 @@ class KeypointTrainer(Trainer):
 
     def pair_losses(self, pair, training):
         """Per-image loss terms (B,) for a batch ``pair`` = {"source", "target", "homography"}, plus "total"."""
-        source = self.network(pair["source"], training=training)
-        target = self.network(pair["target"], training=training)
+        source = as_float32(self.network(pair["source"], training=training))  # float16 under mixed precision
+        target = as_float32(self.network(pair["target"], training=training))
         terms = kp2d_losses(source, target, pair["homography"], self._image_size(pair["source"]), self.distance,
                             self.io_net, training=training, negatives=self.negatives)
         terms["total"] = tf.add_n([KP2D_LOSS_WEIGHTS[t] * terms[t] for t in LOSS_TERMS])

@@ -17,6 +17,7 @@ import math
 import numpy as np
 
 from zippy_tf._compat import Trainer, keras, tf
+from zippy_tf.distribute import as_float32, scaled_loss, unscaled_gradients
 from zippy_tf.errors import UserError
 from zippy_tf.multitask.layers import L2Normalize
 from zippy_tf.multitask.losses import task_loss
@@ -257,7 +258,7 @@ class CompLModel(Trainer):
     def momentum_keys(self, ssl_batch):
         """SSL head outputs of the key views through the momentum encoder (no gradient)."""
         outputs = self.key_head(self.key_trunk(ssl_batch["key"], training=False), training=False)
-        return tf.nest.map_structure(tf.stop_gradient, outputs)
+        return tf.nest.map_structure(tf.stop_gradient, as_float32(outputs))
 
     def ssl_loss(self, outputs, ssl_batch, keys=None):
         """Per-sample SSL loss (B,) of the SSL head's ``outputs`` on the query views."""
@@ -285,11 +286,11 @@ class CompLModel(Trainer):
         weight = self.ssl_weight if supervised is not None else 1.0  # λ balances the two tasks of a joint step
         if supervised is not None:
             count = tf.shape(supervised[0])[0]
-            predictions = self.target_head(features[:count], training=training)
+            predictions = as_float32(self.target_head(features[:count], training=training))  # mixed precision
             total, logged["target_loss"] = _replica_mean(self.target_loss(supervised[1], predictions))
             features = features[count:]
         if ssl_batch is not None:
-            per_sample = self.ssl_loss(self.ssl_head(features, training=training), ssl_batch, keys)
+            per_sample = self.ssl_loss(as_float32(self.ssl_head(features, training=training)), ssl_batch, keys)
             total += weight * tf.nn.compute_average_loss(per_sample)
             logged["ssl_loss"] = tf.reduce_mean(per_sample)
         logged["loss"] = logged.get("target_loss", 0.0) + weight * logged.get("ssl_loss", 0.0)
@@ -311,10 +312,13 @@ class CompLModel(Trainer):
             loss, logged = self.compute_losses(supervised, ssl_batch, keys, training=True)
             if self.losses:
                 loss += tf.nn.scale_regularization_loss(tf.add_n(self.losses))
+            loss = scaled_loss(self.optimizer, loss)
         variables = self.trainable_variables
-        # the head of the task a mode leaves out has no gradient, and is not decayed either
-        self.optimizer.apply_gradients([(g + self.weight_decay * v, v) for g, v
-                                        in zip(tape.gradient(loss, variables), variables) if g is not None])
+        # the replicas' gradients are summed, so each adds its share of the decay; the head of the task a mode
+        # leaves out has no gradient, and is not decayed either
+        decay = self.weight_decay / tf.distribute.get_strategy().num_replicas_in_sync
+        gradients = unscaled_gradients(self.optimizer, tape.gradient(loss, variables))
+        self.optimizer.apply_gradients([(g + decay * v, v) for g, v in zip(gradients, variables) if g is not None])
         if keys is not None:
             update_bank(self.global_bank, keys["global"], ssl_batch["index"])
             if self.ssl == "densecl":

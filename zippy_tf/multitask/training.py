@@ -18,6 +18,7 @@ after every epoch and restored with ``resume=True``.
 """
 
 from zippy_tf._compat import Trainer, keras, tf
+from zippy_tf.distribute import as_float32, scaled_loss, unscaled_gradients
 from zippy_tf.errors import UserError
 from zippy_tf.io import resumable_checkpoint
 from zippy_tf.multitask.losses import LOSS_WEIGHTS, sgd, task_loss
@@ -58,7 +59,8 @@ class MultiTaskTrainer(Trainer):
     def task_losses(self, data, training):
         """{task: unweighted loss} and the weighted total of one batch."""
         images, labels = data[:2]
-        labels, predictions = self._as_dict(labels), self._as_dict(self(images, training=training))
+        # float16 under mixed precision: the losses are computed in float32
+        labels, predictions = self._as_dict(labels), self._as_dict(as_float32(self(images, training=training)))
         losses = {task: fn(labels[task], predictions[task]) for task, (fn, _) in self.loss_functions.items()}
         total = tf.add_n([losses[task] * weight for task, (_, weight) in self.loss_functions.items()])
         return losses, total
@@ -72,10 +74,13 @@ class MultiTaskTrainer(Trainer):
     @tf.autograph.experimental.do_not_convert  # see zippy_tf._compat.register
     def train_step(self, data):
         variables = self.task_model.trainable_variables
+        # the replicas' gradients are summed: each one contributes its share of the mean over the global batch
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
         with tf.GradientTape() as tape:
             losses, total = self.task_losses(data, training=True)
-        gradients = tape.gradient(total, variables)
-        gradients = [g + self.weight_decay * v for g, v in zip(gradients, variables)]
+            loss = scaled_loss(self.optimizer, total / replicas)
+        gradients = unscaled_gradients(self.optimizer, tape.gradient(loss, variables))
+        gradients = [g + self.weight_decay / replicas * v for g, v in zip(gradients, variables)]
         self.optimizer.apply_gradients(zip(gradients, variables))
         return self._update(losses, total)
 

@@ -16,6 +16,7 @@ import sys
 import numpy as np
 
 from zippy_tf._compat import Trainer, keras, tf
+from zippy_tf.distribute import as_float32
 from zippy_tf.errors import UserError
 from zippy_tf.io import atomic_path, resumable_checkpoint
 from zippy_tf.tracking.losses import tracking_losses
@@ -68,7 +69,8 @@ class TrackerTrainer(Trainer):
     def pair_losses(self, data, training):
         """Per-pair losses {"loss", "cls_loss", "reg_loss"}, each (B,), of one batch."""
         inputs, targets = data[:2]
-        return tracking_losses(targets["box"], self(inputs, training=training), search_size=self.search_size,
+        predictions = as_float32(self(inputs, training=training))  # float16 under mixed precision
+        return tracking_losses(targets["box"], predictions, search_size=self.search_size,
                                positive=targets.get("positive"))
 
     def _update(self, losses):
