@@ -56,18 +56,31 @@ def wheel(tmp_path_factory):
     return _build_wheel(".", tmp_path_factory.mktemp("wheel"), cwd=REPO)
 
 
+# Run at the new venv's start-up (from a .pth): this environment's site-packages after the venv's own, with their .pth
+# files (setuptools' distutils shim, which TensorFlow 2.16 imports on Python 3.12) except the editable zippy-tf's.
+REUSE_TEST_ENVIRONMENT = f"""import os, site, sys
+for folder in {TEST_ENV_SITES!r}:
+    sys.path.append(folder)
+    for name in sorted(os.listdir(folder)):
+        if name.endswith(".pth") and not name.startswith("__editable__"):
+            with open(os.path.join(folder, name)) as pth:
+                if {str(REPO)!r} not in pth.read():
+                    site.addpackage(folder, name, None)
+"""
+
+
 @pytest.fixture(scope="module")
 def venv(wheel, tmp_path_factory):
-    """A fresh venv with the wheel installed, then this environment's site-packages appended as a plain path line:
-    Python does not run the .pth files of a folder added that way, so the editable install's finder stays out."""
+    """A fresh venv with the wheel installed, reusing this environment's packages but not its editable zippy_tf."""
     root = tmp_path_factory.mktemp("venv")
     _run([sys.executable, "-m", "venv", "--without-pip", root])
     python = root / "bin" / "python"
     # pip runs on the new interpreter before the .pth exists: it sees an empty venv, never the editable zippy-tf
     _run([sys.executable, "-m", "pip", "--python", python, "install", "--no-deps", "--no-index",
           "--disable-pip-version-check", "-q", wheel])
-    site = _run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"]).stdout.strip()
-    Path(site, "test_environment.pth").write_text("".join(f"{folder}\n" for folder in TEST_ENV_SITES))
+    site = Path(_run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"]).stdout.strip())
+    (site / "_reuse_test_environment.py").write_text(REUSE_TEST_ENVIRONMENT)
+    (site / "reuse_test_environment.pth").write_text("import _reuse_test_environment\n")
     return root
 
 
