@@ -90,7 +90,8 @@ def _train(network, tasks, root, output, record, schedule, steps_per_epoch):
                                  crop_size=network.config.input_shape, augment=True,
                                  batch_size=schedule["batch_size"], shuffle=True, seed=schedule["seed"])
         progress(f"{'resuming' if resume else 'training'} {unit} ({network.config.variant}): {schedule['steps']} "
-                 f"steps of batch {schedule['batch_size']}")
+                 f"steps of global batch {schedule['batch_size']} over "
+                 f"{tf.distribute.get_strategy().num_replicas_in_sync} replica(s)")
         options = dict(steps=schedule["steps"], steps_per_epoch=steps_per_epoch,
                        learning_rate=schedule["learning_rate"], checkpoint_dir=checkpoints, resume=resume, verbose=1)
         start = time.time()
