@@ -2,8 +2,6 @@
 chief-writes rule, a training step under MirroredStrategy and under mixed precision. Two real workers:
 test_multi_worker.py."""
 
-import contextlib
-import io
 import json
 import os
 from types import SimpleNamespace
@@ -22,11 +20,12 @@ RCM = ["train", "rcm", "--preset", "rcm-small", "--tasks", "depth", "--variant",
        "--crop", "64x48", "--steps", "1", "--batch_size", "2"]
 
 
-def run(*argv):
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main([str(a) for a in argv])
-    return code, out.getvalue(), err.getvalue()
+def run(capsys, *argv):
+    """(exit code, stdout, stderr) of the command run in this process."""
+    capsys.readouterr()
+    code = main([str(a) for a in argv])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
 
 
 @pytest.fixture(scope="module")
@@ -66,10 +65,11 @@ def test_a_bad_tf_config_names_the_fix(text, message):
                                   ["train", "rcm", "--preset", "rcm-small", "--data", "NYUD"],
                                   ["train", "compl", "--preset", "compl-small", "--data", "NYUD"]],
                          ids=["kp2d", "lighttrack", "rcm", "compl"])
-def test_train_with_a_bad_tf_config_exits_2_in_one_line_and_writes_nothing(verb, data, tmp_path, monkeypatch):
+def test_train_with_a_bad_tf_config_exits_2_in_one_line_and_writes_nothing(verb, data, tmp_path, monkeypatch,
+                                                                            capsys):
     monkeypatch.setenv("TF_CONFIG", '{"cluster": {"worker": ["127.0.0.1:1"]}, "task": {"type": "worker"}}')
     argv = [{"IMAGES": tmp_path, "SEQUENCES": tmp_path, "NYUD": data}.get(a, a) for a in verb]
-    code, out, err = run(*argv, "--output", tmp_path / "run", "--strategy", "multi_worker")
+    code, out, err = run(capsys, *argv, "--output", tmp_path / "run", "--strategy", "multi_worker")
     assert (code, out) == (2, "")
     assert len(err.strip().splitlines()) == 1 and "TF_CONFIG" in err
     assert not os.path.exists(tmp_path / "run")
@@ -146,7 +146,7 @@ def test_a_global_batch_must_split_over_the_replicas(monkeypatch):
 
 
 @pytest.mark.parametrize("strategy, mixed", [("mirrored", False), ("auto", True)])
-def test_a_training_step_runs_on_cpu(strategy, mixed, data, tmp_path, monkeypatch, float32_afterwards):
+def test_a_training_step_runs_on_cpu(strategy, mixed, data, tmp_path, monkeypatch, capsys, float32_afterwards):
     from zippy_tf.multitask.training import MultiTaskTrainer
 
     seen = []
@@ -158,7 +158,7 @@ def test_a_training_step_runs_on_cpu(strategy, mixed, data, tmp_path, monkeypatc
 
     monkeypatch.setattr(MultiTaskTrainer, "fit", spy)
     argv = [*RCM, "--data", data, "--output", tmp_path / "run", "--strategy", strategy]
-    code, out, err = run(*argv, *(["--mixed_precision"] if mixed else []))
+    code, out, err = run(capsys, *argv, *(["--mixed_precision"] if mixed else []))
     assert code == 0, err
     (name, optimizer, policy), = seen
     assert name == {"mirrored": "MirroredStrategy", "auto": "_DefaultDistributionStrategy"}[strategy]
