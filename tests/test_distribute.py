@@ -131,8 +131,10 @@ def test_a_non_chief_worker_writes_into_a_temporary_copy_of_the_run(existing, tm
     assert sorted(os.listdir(tmp_path)) == (["run", "tmp"] if existing else ["tmp"])
     if existing:
         assert os.listdir(run_folder) == ["checkpoints"]
-    with worker_folder(FakeMultiWorker(TWO, "worker", 0), str(run_folder)) as folder:
+    chief = FakeMultiWorker(TWO, "worker", 0)
+    with worker_folder(chief, str(run_folder)) as folder:
         assert folder == str(run_folder)
+    assert chief.barriers == 3  # and the workers leave together
 
 
 def test_a_global_batch_must_split_over_the_replicas(monkeypatch):

@@ -105,8 +105,15 @@ def barrier(strategy):
     if _is_multi_worker(strategy):
         from zippy_tf._compat import tf
 
+        def one():
+            return tf.constant(1.0)
+
         # in a tf.function: eager collectives are slow and say so on every call
-        tf.function(lambda: strategy.reduce("SUM", strategy.run(lambda: tf.constant(1.0)), axis=None))()
+        @tf.function(autograph=False)
+        def all_reduce():
+            return strategy.reduce("SUM", strategy.run(one), axis=None)
+
+        all_reduce()
 
 
 @contextlib.contextmanager
@@ -115,7 +122,8 @@ def worker_folder(strategy, output):
     copy of ``output`` as it was before anyone wrote (or a new folder), deleted when the block ends.
 
     The copy lets every worker take the same decisions (resume or start, which tasks are done) from the chief's
-    files on a shared filesystem; two barriers make sure the chief writes nothing before the copy is taken.
+    files on a shared filesystem; two barriers make sure the chief writes nothing before the copy is taken, a third
+    that the workers finish together.
     """
     if not _is_multi_worker(strategy):
         yield output
@@ -130,6 +138,7 @@ def worker_folder(strategy, output):
                 shutil.copytree(output, folder)
         barrier(strategy)
         yield output if chief else folder
+        barrier(strategy)  # no worker leaves (and shuts its runtime down) while another still writes
     finally:
         if folder is not None:
             shutil.rmtree(os.path.dirname(folder), ignore_errors=True)
