@@ -71,3 +71,27 @@ def test_import_without_tensorflow_names_both_extras_in_one_line(block):
     assert proc.returncode != 0
     assert proc.stderr.strip().splitlines()[-1] == f"ImportError: {NO_TENSORFLOW}"
     assert "zippy-tf[cpu]" in NO_TENSORFLOW and "zippy-tf[gpu]" in NO_TENSORFLOW
+
+
+def test_keras_seed_stream_takes_integer_bounds_and_draws_what_python_draws():
+    """keras.utils.set_random_seed's layer seeds: the numbers Python's own stream draws, without the float bound
+    Python 3.12 refuses (tf-keras#803); a seeded layer draws the same mask twice."""
+    import random
+
+    import numpy as np
+    from tf_keras.src import backend
+
+    from zippy_tf import keras
+    from zippy_tf._compat import _SeedStream
+
+    keras.utils.set_random_seed(5)
+    stream = backend._SEED_GENERATOR.generator
+    assert isinstance(stream, _SeedStream)
+    expected = random.Random(5)
+    assert [stream.randint(1, 1e9) for _ in range(3)] == [expected.randint(1, 10 ** 9) for _ in range(3)]
+
+    def dropout_mask():
+        keras.utils.set_random_seed(0)
+        return keras.layers.Dropout(0.5)(np.ones((1, 256), "float32"), training=True).numpy()
+
+    np.testing.assert_array_equal(dropout_mask(), dropout_mask())

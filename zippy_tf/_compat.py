@@ -13,6 +13,9 @@ module (which ``import zippy_tf`` runs first then) raises an ``ImportError`` who
 NO_TENSORFLOW = ("zippy-tf needs TensorFlow 2.16, which is not installed: pip install 'zippy-tf[cpu]' (CPU only) or "
                  "'zippy-tf[gpu]' (NVIDIA GPUs, CUDA from pip)")
 
+import random
+import threading
+
 try:
     import tensorflow as tf
 except ModuleNotFoundError as e:
@@ -28,6 +31,43 @@ if not keras.layers.Layer.__module__.startswith("tf_keras"):  # Keras 3 layers l
         "TensorFlow was imported with Keras 3 before zippy_tf; import zippy_tf first, or set "
         "TF_USE_LEGACY_KERAS=1 before importing TensorFlow (and `pip install tf-keras~=2.16`)."
     )
+
+
+class _SeedStream(random.Random):
+    """``keras.utils.set_random_seed``'s stream of layer seeds, drawn as ``randint(1, 1e9)``: Python 3.12 refuses
+    the float bound (tf-keras#803), so bounds become ints; the numbers drawn are the same on every version."""
+
+    def randint(self, a, b):
+        return super().randint(int(a), int(b))
+
+
+class _SeedGeneratorSlot(threading.local):
+    """tf-keras's per-thread ``_SEED_GENERATOR``, keeping whatever ``random.Random`` it is given as a
+    :class:`_SeedStream` in the same state."""
+
+    @property
+    def generator(self):
+        return self.__dict__.get("generator")
+
+    @generator.setter
+    def generator(self, value):
+        if value is not None and not isinstance(value, _SeedStream):
+            stream = _SeedStream()
+            stream.setstate(value.getstate())
+            value = stream
+        self.__dict__["generator"] = value
+
+
+def _patch_seed_generator():
+    from tf_keras.src import backend
+
+    if not isinstance(backend._SEED_GENERATOR, _SeedGeneratorSlot):
+        slot = _SeedGeneratorSlot()
+        slot.generator = getattr(backend._SEED_GENERATOR, "generator", None)
+        backend._SEED_GENERATOR = slot
+
+
+_patch_seed_generator()
 
 
 def register(cls):
