@@ -24,6 +24,7 @@ medians are reported with ratios and analytic multiply-accumulates (``MACS``).
         [--output benchmarks/results/exemplar_vs_attention.json] [--plot benchmarks/results/exemplar_vs_attention.png]
 """
 
+import os
 import platform
 
 import numpy as np
@@ -198,7 +199,7 @@ def main(argv):
     if not FLAGS.precisions or set(FLAGS.precisions) - set(TRACKER_FORMATS):
         raise UserError(f"--precisions takes {', '.join(TRACKER_FORMATS)}, not {','.join(FLAGS.precisions)}")
     set_threads(FLAGS.threads)
-    report = {"layers": [], "heads": []}
+    report = {"layers": [], "heads": [], "load_average_1min": {"start": round(os.getloadavg()[0], 2)}}
     for channels in map(int, FLAGS.channels):
         for size in map(int, FLAGS.sizes):
             progress(f"layers C={channels} {size}x{size}")
@@ -213,6 +214,7 @@ def main(argv):
                            {n: head_macs(n, size) for n in HEAD_MODULES})
         report["heads"].append({"size": size, "models": group, "ratios": ratios(group, HEAD_RATIOS)})
         progress(f"  {report['heads'][-1]['ratios']}")
+    report["load_average_1min"]["end"] = round(os.getloadavg()[0], 2)
     report.update({
         **_common.provenance(),
         "runtime": f"tf.lite.Interpreter, {FLAGS.threads} thread(s), median of {FLAGS.runs} interleaved runs after "

@@ -15,6 +15,10 @@ float I/O). Rows are named ``<tracker>_<precision>``; ``default_runtime`` marks 
 tracker with Exemplar Attention also runs in fp32 with its depthwise kernels applied as E convolutions summed (thesis
 Eq. 4.5, row ``<tracker>_fp32_eq4.5``): what the Eq. 4.6 deployment form saves, in the same run.
 
+The report records the 1-minute load average at the start and the end: the all-cores figures mean something only on
+an otherwise idle machine (on 2 cores with other processes running, E.T.Track's interpreter at 2 threads ran several
+times slower than at 1, its threads waiting for each other).
+
 Accuracy does not depend on the thread count: ``success_auc`` and ``precision_20`` are those of the first thread
 count, and ``success_auc_change_over_threads`` says how far the other runs' AUC differed (0 for the same boxes).
 Weights: the shipped ones from models/, with the tracker hyper-parameters tuned for them and that runtime
@@ -274,6 +278,7 @@ def check_flags():
 def main(argv):
     del argv
     thread_counts = check_flags()
+    load_before = os.getloadavg()[0]
     with _common.otb_sequences(FLAGS.data, FLAGS.num_sequences, FLAGS.num_frames, FLAGS.seed) as data:
         sequences = load_sequences(data, "otb")
         results = {}
@@ -283,6 +288,8 @@ def main(argv):
         **_common.provenance(),
         "threads": thread_counts,
         "all_cores": os.cpu_count(),
+        # other processes' load slows the multi-threaded runs most (the interpreter's threads wait for each other)
+        "load_average_1min": {"start": round(load_before, 2), "end": round(os.getloadavg()[0], 2)},
         "data": FLAGS.data or {"generated_seed": FLAGS.seed, "num_sequences": FLAGS.num_sequences,
                                "num_frames": FLAGS.num_frames},
         "timing": "per update() call incl. reading and decoding the frame, crop, network and decoding, as zippy-tf "

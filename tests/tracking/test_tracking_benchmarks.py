@@ -26,6 +26,7 @@ def test_tracking_fps_times_every_row_at_each_thread_count(tmp_path):
     report = json.loads(output.read_text())
     counts = list(dict.fromkeys([1, 2, os.cpu_count()]))  # 'all' is os.cpu_count(); repeated counts run once
     assert report["threads"] == counts and report["all_cores"] == os.cpu_count()
+    assert sorted(report["load_average_1min"]) == ["end", "start"]
     assert report["data"] == {"generated_seed": 1000, "num_sequences": 1, "num_frames": 5}
     assert report["default_runtimes"] == {"lighttrack": "int8"}
     rows = report["trackers"]
