@@ -35,6 +35,8 @@ The test split is rendered with seed 1000 (``--seed``); train on other seeds so 
 
     python benchmarks/tracking_fps.py [--threads 1,all] [--precisions fp32,int8] [--num_sequences 10] \\
         [--num_frames 60] [--output benchmarks/results/tracking_fps.json] [--plot benchmarks/results/tracking_fps.png]
+    python benchmarks/tracking_fps.py --trackers csrt,ettrack --num_sequences 1 --num_frames 5 --output out/fps.json \
+        --plot out/fps.png    # a smoke run
 """
 
 import os
