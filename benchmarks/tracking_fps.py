@@ -211,7 +211,8 @@ def targets(results):
     def row_name(row):
         return next((k for k, v in results.items() if v is row), None)
 
-    auc_change = round(light["success_auc"] - full["success_auc"], 4) if light and full else None
+    trained = light and full and light["weights"] == full["weights"] == "shipped"  # untrained AUC says nothing
+    auc_change = round(light["success_auc"] - full["success_auc"], 4) if trained else None
     saved = (round(1e3 / eq45["fps"][one] - 1e3 / eq46["fps"][one], 1)
              if eq45.get("fps", {}).get(one) and eq46.get("fps", {}).get(one) else None)
     return {
