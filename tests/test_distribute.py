@@ -75,6 +75,17 @@ def test_train_with_a_bad_tf_config_exits_2_in_one_line_and_writes_nothing(verb,
     assert not os.path.exists(tmp_path / "run")
 
 
+@pytest.mark.parametrize("model", ["zippypoint", "zippypoint-int8"])
+def test_mixed_precision_is_refused_for_fake_quantised_networks(model, tmp_path, capsys):
+    code, out, err = run(capsys, "train", model, "--data", tmp_path, "--epochs", "1", "--output", tmp_path / "run",
+                         "--mixed_precision")
+    assert (code, out) == (2, "")
+    assert err.strip().splitlines() == [f"zippy-tf: error: --mixed_precision does not fit {model}: its int8 fake "
+                                        "quantisation computes in float32 only; drop --mixed_precision (or train "
+                                        "kp2d)"]
+    assert not os.path.exists(tmp_path / "run")
+
+
 class FakeMultiWorker:
     """What zippy_tf.distribute reads of a MultiWorkerMirroredStrategy, without a cluster."""
 

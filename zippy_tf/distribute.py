@@ -181,6 +181,20 @@ def use_mixed_precision(enabled):
     keras.mixed_precision.set_global_policy("mixed_float16" if enabled else "float32")
 
 
+@contextlib.contextmanager
+def float32_policy():
+    """Builds the layers made inside the block with the float32 policy, also under ``--mixed_precision`` (e.g. a
+    training-only head whose inputs are float32 losses or distances)."""
+    from zippy_tf._compat import keras
+
+    policy = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy("float32")
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_global_policy(policy)
+
+
 def as_float32(structure):
     """Every floating tensor of ``structure`` cast to float32: losses are computed in float32 also under mixed
     precision (float16 sums and logarithms over a batch lose too much)."""
@@ -200,6 +214,6 @@ def unscaled_gradients(optimizer, gradients):
     return optimizer.get_unscaled_gradients(gradients) if hasattr(optimizer, "get_unscaled_gradients") else gradients
 
 
-__all__ = ["STRATEGIES", "as_float32", "barrier", "is_chief", "make_strategy", "read_tf_config", "scaled_loss",
-           "shard_by_data", "synchronize_batch_norm", "unscaled_gradients", "use_mixed_precision", "worker_count",
-           "worker_folder"]
+__all__ = ["STRATEGIES", "as_float32", "barrier", "float32_policy", "is_chief", "make_strategy", "read_tf_config",
+           "scaled_loss", "shard_by_data", "synchronize_batch_norm", "unscaled_gradients", "use_mixed_precision",
+           "worker_count", "worker_folder"]

@@ -57,6 +57,9 @@ def main(fv, args, name):
             raise UserError(f"--{flag} is required (see `zippy-tf train {name} --help`)")
     if fv.init_from is not None and fv.weights is not None:
         raise UserError("pass --weights (same architecture) or --init_from (matching layers), not both")
+    if fv.mixed_precision and name != "kp2d":
+        raise UserError(f"--mixed_precision does not fit {name}: its int8 fake quantisation computes in float32 only; "
+                        "drop --mixed_precision (or train kp2d)")
     height, width = parse_resolution(fv.resolution, multiple_of=8)  # the networks work on 8x8 cells
     output = check_output_folder(fv.output)
     strategy = start_distribution(fv, fv.batch_size)

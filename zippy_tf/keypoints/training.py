@@ -14,9 +14,9 @@ import sys
 import time
 
 from zippy_tf._compat import Trainer, keras, tf
-from zippy_tf.distribute import as_float32, synchronize_batch_norm
+from zippy_tf.distribute import as_float32, float32_policy, synchronize_batch_norm
 from zippy_tf.errors import UserError
-from zippy_tf.io import atomic_path, write_json
+from zippy_tf.io import atomic_path, resumable_checkpoint, write_json
 from zippy_tf.keypoints.losses import (
     KP2D_LOSS_WEIGHTS, NEGATIVES, L2Distance, SoftHammingDistance, inlier_net, kp2d_losses,
 )
@@ -76,7 +76,8 @@ class KeypointTrainer(Trainer):
             raise UserError(f"teacher_weight must be >= 0, got {teacher_weight}")
         self.teacher_weight = float(teacher_weight)
         self.loss_terms = LOSS_TERMS + (TEACHER_TERMS if self.teacher_weight else ())
-        self.io_net = inlier_net() if with_io else None
+        with float32_policy():  # the IO-Net reads float32 keypoint geometry and distances, also in mixed precision
+            self.io_net = inlier_net() if with_io else None
         self.distance = SoftHammingDistance(k) if binary_descriptors else L2Distance()
         if sync_batch_norm is None:
             sync_batch_norm = tf.distribute.get_strategy().num_replicas_in_sync > 1
@@ -184,19 +185,6 @@ def _checkpoint(trainer, epoch):
     return tf.train.Checkpoint(trainer=trainer, optimizer=trainer.optimizer, epoch=epoch)
 
 
-def _restore(checkpoint, path):
-    status = None
-    try:
-        status = checkpoint.restore(path)
-        status.assert_existing_objects_matched()
-    except (AssertionError, ValueError, tf.errors.OpError) as e:
-        if status is not None:
-            status.expect_partial()  # the failure is reported below; no second warning when the status is dropped
-        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
-        raise UserError(f"checkpoint {path!r} does not fit this model ({first[:160]}); resume with the same model "
-                        "and config=, or use a new output=")
-
-
 def _architecture(trainer):
     """What a checkpoint must match: the model name and every weight's name and shape."""
     return {"model": trainer.network.name, "weights": [[w.name, w.shape.as_list()] for w in trainer.weights]}
@@ -221,7 +209,8 @@ def fit_keypoints(trainer, dataset, *, output, epochs, steps_per_epoch=None, res
     """Trains ``trainer`` (compiled) for ``epochs`` with checkpoints in ``output``/checkpoints, the deployable weights
     of the last finished epoch in ``output``/weights.h5 and TensorBoard logs in ``output``/logs. Returns
     {"history": {metric: [per-epoch values]} including resumed epochs, "steps": steps trained in this call,
-    "seconds": wall time of this call's ``fit``}.
+    "seconds": wall time of this call's ``fit``}. ``resume`` continues from the last checkpoint
+    (:func:`zippy_tf.io.resumable_checkpoint`: required when there is one, refused when there is none).
 
     Raises :class:`UserError` on a NaN loss after restoring the last good checkpoint into ``trainer``.
     """
@@ -230,14 +219,12 @@ def fit_keypoints(trainer, dataset, *, output, epochs, steps_per_epoch=None, res
     with trainer.distribute_strategy.scope():
         epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
         checkpoint = _checkpoint(trainer, epoch)
-    manager = tf.train.CheckpointManager(checkpoint, folder, max_to_keep=2)
-    history = {}
-    if manager.latest_checkpoint and not resume:
-        raise UserError(f"{folder!r} already holds checkpoints; pass resume=True to continue or use a new output=")
     architecture_path = os.path.join(folder, "architecture.json")
-    if manager.latest_checkpoint:
+    if resume and tf.train.latest_checkpoint(folder):  # before the restore: a failed one would leave it half-loaded
         _check_architecture(trainer, architecture_path)
-        _restore(checkpoint, manager.latest_checkpoint)
+    manager = resumable_checkpoint(checkpoint, folder, resume, what="this model", new_folder="output=")
+    history = {}
+    if manager.latest_checkpoint:
         if os.path.isfile(history_path):
             with open(history_path) as f:
                 history = json.load(f)
@@ -260,7 +247,7 @@ def fit_keypoints(trainer, dataset, *, output, epochs, steps_per_epoch=None, res
         if not manager.latest_checkpoint:
             raise UserError(f"{where}, before any epoch finished, so no checkpoint was written; lower the learning "
                             "rate or check the data")
-        _restore(checkpoint, manager.latest_checkpoint)
+        checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
         raise UserError(f"{where}; training stopped and the last good checkpoint (epoch {int(epoch.numpy())}) is "
                         f"kept in {folder!r}: lower the learning rate or check the data, then rerun with resume=True")
     return {"history": history, "steps": int(trainer.optimizer.iterations.numpy()) - steps_before,
