@@ -93,6 +93,7 @@ class FakeMultiWorker:
         self.extended = SimpleNamespace(_in_multi_worker_mode=lambda: True)
         self.cluster_resolver = SimpleNamespace(task_type=task_type, task_id=task_id,
                                                 cluster_spec=lambda: tf.train.ClusterSpec(cluster))
+        self.num_replicas_in_sync = sum(len(hosts) for hosts in cluster.values())  # one device per worker
         self.barriers = 0
 
     def run(self, fn):
@@ -148,12 +149,14 @@ def test_a_non_chief_worker_writes_into_a_temporary_copy_of_the_run(existing, tm
     assert chief.barriers == 3  # and the workers leave together
 
 
-def test_a_global_batch_must_split_over_the_replicas(monkeypatch):
+def test_a_global_batch_must_split_over_the_replicas(monkeypatch, capsys):
     from zippy_tf.cli.common import start_distribution
 
-    monkeypatch.setattr("zippy_tf.distribute.make_strategy", lambda name: SimpleNamespace(num_replicas_in_sync=2))
-    flags = SimpleNamespace(strategy="mirrored", mixed_precision=False)
+    monkeypatch.setattr("zippy_tf.distribute.make_strategy", lambda name: FakeMultiWorker(TWO, "worker", 1))
+    flags = SimpleNamespace(strategy="multi_worker", mixed_precision=False)
     assert start_distribution(flags, 4).num_replicas_in_sync == 2
+    assert capsys.readouterr().err.splitlines() == ["--strategy multi_worker: one of 2 workers, writes a temporary "
+                                                    "copy of --output"]
     with pytest.raises(UserError, match="--batch_size 3 does not split over the 2 replicas.*multiple of 2"):
         start_distribution(flags, 3)
 

@@ -73,6 +73,8 @@ def test_two_workers_train_what_one_process_trains(data, tmp_path):
     chief, other, one = (json.loads(out.strip().splitlines()[-1]) for _, out, _ in results)
     assert chief["run"] == other["run"] == str(run)
     assert "over 2 replica(s)" in results[0][2] and "over 1 replica(s)" in results[2][2]
+    assert "--strategy multi_worker: one of 2 workers, the chief: writes --output" in results[0][2].splitlines()
+    assert "--strategy multi_worker: one of 2 workers, writes a temporary copy of --output" in results[1][2]
 
     # same global batch, same data order: the same weights, up to the order of float sums (1e-5 of the largest)
     ours, theirs = weights(run / "depth.weights.h5"), weights(single / "depth.weights.h5")

@@ -11,7 +11,11 @@ Strategies (``--strategy``):
 The batch size is global, as in Keras: each of the N replicas computes ``batch_size / N`` examples of every step,
 and the losses are averaged over the global batch, so the step is the one-device step on the same batch. Under
 ``multi_worker`` every worker runs the same seeded input pipeline and keeps its slice of each global batch
-(:func:`shard_by_data`), so the data order does not depend on the number of workers.
+(:func:`shard_by_data`), so the data order does not depend on the number of workers. BatchNorm computes
+global-batch statistics (:func:`synchronize_batch_norm`) so that it does not depend on it either.
+
+``--mixed_precision`` (:func:`use_mixed_precision`) computes in float16 with float32 weights; the trainers compute
+their losses in float32 (:func:`as_float32`) and scale them against float16 underflow (:func:`scaled_loss`).
 
 Only the chief writes into the run folder (:func:`worker_folder`); the other workers write (their checkpoints are
 collective operations, so they must save too) into a temporary copy of it, deleted afterwards, as in TensorFlow's

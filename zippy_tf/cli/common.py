@@ -54,9 +54,12 @@ def start_distribution(fv, batch_size):
     """The strategy of ``--strategy`` with the ``--mixed_precision`` policy set; call it before any other TensorFlow
     work (a multi-worker strategy configures the runtime). Refuses a global ``batch_size`` that does not split
     evenly over the replicas (each replica's share of the loss assumes equal slices)."""
-    from zippy_tf.distribute import make_strategy, use_mixed_precision
+    from zippy_tf.distribute import is_chief, make_strategy, use_mixed_precision, worker_count
 
     strategy = make_strategy(fv.strategy)
+    if worker_count(strategy) > 1:
+        role = "the chief: writes --output" if is_chief(strategy) else "writes a temporary copy of --output"
+        progress(f"--strategy {fv.strategy}: one of {worker_count(strategy)} workers, {role}")
     use_mixed_precision(fv.mixed_precision)
     replicas = strategy.num_replicas_in_sync
     if batch_size % replicas:
