@@ -5,9 +5,11 @@ import sys
 import pytest
 
 
+ENV = {"PATH": "/usr/bin:/bin", "TF_CPP_MIN_LOG_LEVEL": "3"}
+
+
 def _python(code):
-    env = {"PATH": "/usr/bin:/bin", "TF_CPP_MIN_LOG_LEVEL": "3"}
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=ENV, timeout=300)
 
 
 def test_import_selects_keras_2_without_the_user_setting_anything():
@@ -95,3 +97,44 @@ def test_keras_seed_stream_takes_integer_bounds_and_draws_what_python_draws():
         return keras.layers.Dropout(0.5)(np.ones((1, 256), "float32"), training=True).numpy()
 
     np.testing.assert_array_equal(dropout_mask(), dropout_mask())
+
+
+@pytest.mark.parametrize("seed", [0, 5])
+def test_seeded_layers_take_their_seeds_from_pythons_stream_in_build_order(seed):
+    """After keras.utils.set_random_seed(seed) the k-th random initializer is seeded with the k-th
+    random.Random(seed).randint(1, 10**9), on every Python version: a seed drawn any other way (an unseeded
+    fallback, another draw on the stream) gives other weights here."""
+    import random
+
+    import numpy as np
+
+    from zippy_tf import keras
+
+    keras.utils.set_random_seed(seed)
+    model = keras.Sequential([keras.layers.Conv2D(2, 3, input_shape=(8, 8, 3)), keras.layers.Flatten(),
+                              keras.layers.Dense(4)])
+    reference = random.Random(seed)
+    for layer in (model.layers[0], model.layers[2]):
+        expected = keras.initializers.GlorotUniform(seed=reference.randint(1, 10 ** 9))(tuple(layer.kernel.shape))
+        np.testing.assert_array_equal(layer.kernel.numpy(), expected.numpy())
+
+
+SEEDED_ZIPPYPOINT_DIGEST = """import hashlib, zippy_tf
+from zippy_tf import keras
+from zippy_tf.keypoints import zippypoint
+keras.utils.set_random_seed(0)
+digest = hashlib.sha256()
+for weight in zippypoint().get_weights():
+    digest.update(weight.tobytes())
+print(digest.hexdigest())
+"""
+
+
+def test_a_seeded_zippypoint_gets_the_same_weights_under_any_hash_seed():
+    """Two processes with different string hashing (set and dict-of-str order) build the same seeded network."""
+    procs = [subprocess.Popen([sys.executable, "-c", SEEDED_ZIPPYPOINT_DIGEST], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, env={**ENV, "PYTHONHASHSEED": str(k)})
+             for k in (0, 1)]  # side by side: each spends most of its time importing TensorFlow
+    (out0, err0), (out1, err1) = (proc.communicate(timeout=300) for proc in procs)
+    assert [proc.returncode for proc in procs] == [0, 0], err0 + err1
+    assert out0 == out1 and len(out0.strip()) == 64
