@@ -1,4 +1,5 @@
-"""Training pairs: the target's box lies where the jitter bounds say, and the dataset matches the spec."""
+"""Training pairs: the target's box lies where the jitter bounds say, and the dataset matches the spec and the
+sequential draws."""
 
 import numpy as np
 import pytest
@@ -78,6 +79,17 @@ def test_dataset_spec_and_determinism(sequences):
     assert targets["box"].shape == (3, 4) and targets["box"].dtype.name == "float32"
     np.testing.assert_array_equal(targets["box"], again[1]["box"])
     assert not np.array_equal(targets["box"], other[1]["box"])
+
+
+def test_the_dataset_cuts_in_parallel_the_pairs_sample_pair_draws_in_order(sequences):
+    """Only the draws run in the generator; decoding and cropping run in a parallel map, in order."""
+    images, targets = next(iter(pair_dataset(sequences, batch_size=6, seed=2, template_size=32, search_size=64)))
+    rng = np.random.default_rng(2)
+    for k in range(6):
+        expected, box = sample_pair(rng, sequences, template_size=32, search_size=64)
+        np.testing.assert_array_equal(images["template"][k], expected["template"])
+        np.testing.assert_array_equal(images["search"][k], expected["search"])
+        np.testing.assert_array_equal(targets["box"][k], box)
 
 
 def test_no_visible_target(sequences):

@@ -37,20 +37,22 @@ NO_DISTRACTORS = ("distractor pairs need sequences that annotate distractors (th
 _read_image = functools.lru_cache(maxsize=256)(read_image)
 
 
-def _jittered_crop(rng, image, box, region_side, out_size, shift, scale, around=None):
-    """Crop of ``image`` around ``box`` (or around the box ``around``) with shift (in output pixels) and per-axis
-    scale jitter.
-
-    Returns (crop as float32 RGB, target box x1, y1, x2, y2 in crop pixels).
-    """
+def _jittered_region(rng, box, region_side, out_size, shift, scale, around=None):
+    """The crop region around ``box`` (or around the box ``around``) with shift (in output pixels) and per-axis
+    scale jitter: (centre, size, target box x1, y1, x2, y2 in crop pixels). Draws from ``rng``, reads no image."""
     x, y, w, h = box
     cx, cy, cw, ch = box if around is None else around
     size = region_side * (1 + rng.uniform(-scale, scale, 2))
     center = np.array([cx + cw / 2, cy + ch / 2]) + rng.uniform(-shift, shift, 2) * size / out_size
-    pad_colour = image.reshape(-1, 3).mean(axis=0)
-    crop = crop_and_resize(image, center, size, out_size, pad_colour)
     corners = image_to_crop(np.array([[x, y], [x + w, y + h]]), center, size, out_size)
-    return crop[..., ::-1].astype(np.float32), corners.reshape(4).astype(np.float32)
+    return center, size, corners.reshape(4).astype(np.float32)
+
+
+def _cut(path, center, size, out_size):
+    """The crop of the frame ``path`` over a region of :func:`_jittered_region`, as float32 RGB."""
+    image = _read_image(path)
+    crop = crop_and_resize(image, center, size, out_size, image.reshape(-1, 3).mean(axis=0))
+    return crop[..., ::-1].astype(np.float32)
 
 
 def _visible(sequence):
@@ -61,16 +63,12 @@ def _has_distractors(sequence):
     return sequence.distractors is not None and sequence.distractors.size > 0
 
 
-def sample_pair(rng, sequences, *, negative=False, distractor=False, template_size=127, search_size=256,
-                frame_range=100, context_amount=0.5, template_shift=4, template_scale=0.05, search_shift=64,
-                search_scale=0.18):
-    """One random pair: ({"template": (T, T, 3), "search": (S, S, 3)} float32 RGB in [0, 255], box (4,)).
-
-    ``box`` is the x1, y1, x2, y2 in search-crop pixels of the target the search crop is cut around: the
-    template's target, or with ``negative`` that of another sequence (a frame of which is the search crop). With
-    ``distractor`` the crop is cut around one of the sequence's distractors and ``box`` is still the template's
-    target, wherever it lies (possibly outside the crop).
-    """
+def draw_pair(rng, sequences, *, negative=False, distractor=False, template_size=127, search_size=256,
+              frame_range=100, context_amount=0.5, template_shift=4, template_scale=0.05, search_shift=64,
+              search_scale=0.18):
+    """The random draws of one pair, without reading an image: ``{"template": region, "search": region, "box":
+    (4,)}``, a region being (frame path, centre, size, output side); :func:`cut_pair` cuts the crops. Arguments
+    as :func:`sample_pair`, which is the two together."""
     if negative and distractor:
         raise UserError("a pair is either negative or a distractor pair, not both")
     if distractor:
@@ -90,10 +88,8 @@ def sample_pair(rng, sequences, *, negative=False, distractor=False, template_si
         searched = sequence
         second = rng.choice(valid[np.abs(valid - first) <= frame_range])
     boxes = sequence.boxes
-    template, _ = _jittered_crop(
-        rng, _read_image(sequence.frames[first]), boxes[first], context_size(*boxes[first][2:], context_amount),
-        template_size, template_shift, template_scale,
-    )
+    template_region = _jittered_region(rng, boxes[first], context_size(*boxes[first][2:], context_amount),
+                                       template_size, template_shift, template_scale)[:2]
     box = searched.boxes[second]
     around = None
     if distractor:
@@ -102,11 +98,32 @@ def sample_pair(rng, sequences, *, negative=False, distractor=False, template_si
         if len(candidates):
             around = candidates[rng.integers(len(candidates))]
     search_side = context_size(*box[2:], context_amount) * search_size / template_size
-    search, box = _jittered_crop(
-        rng, _read_image(searched.frames[second]), box, search_side, search_size, search_shift, search_scale,
-        around,
-    )
-    return {"template": template, "search": search}, box
+    *search_region, box = _jittered_region(rng, box, search_side, search_size, search_shift, search_scale, around)
+    return {"template": (sequence.frames[first], *template_region, template_size),
+            "search": (searched.frames[second], *search_region, search_size), "box": box}
+
+
+def cut_pair(pair):
+    """The crops ``{"template": (T, T, 3), "search": (S, S, 3)}`` (float32 RGB in [0, 255]) of a
+    :func:`draw_pair`."""
+    return {"template": _cut(*pair["template"]), "search": _cut(*pair["search"])}
+
+
+def sample_pair(rng, sequences, *, negative=False, distractor=False, template_size=127, search_size=256,
+                frame_range=100, context_amount=0.5, template_shift=4, template_scale=0.05, search_shift=64,
+                search_scale=0.18):
+    """One random pair: ({"template": (T, T, 3), "search": (S, S, 3)} float32 RGB in [0, 255], box (4,)).
+
+    ``box`` is the x1, y1, x2, y2 in search-crop pixels of the target the search crop is cut around: the
+    template's target, or with ``negative`` that of another sequence (a frame of which is the search crop). With
+    ``distractor`` the crop is cut around one of the sequence's distractors and ``box`` is still the template's
+    target, wherever it lies (possibly outside the crop).
+    """
+    pair = draw_pair(rng, sequences, negative=negative, distractor=distractor, template_size=template_size,
+                     search_size=search_size, frame_range=frame_range, context_amount=context_amount,
+                     template_shift=template_shift, template_scale=template_scale, search_shift=search_shift,
+                     search_scale=search_scale)
+    return cut_pair(pair), pair["box"]
 
 
 def pair_dataset(sequences, *, batch_size, seed, negative_fraction=0.0, distractor_fraction=0.0, template_size=127,
@@ -140,22 +157,32 @@ def pair_dataset(sequences, *, batch_size, seed, negative_fraction=0.0, distract
                    context_amount=context_amount, template_shift=template_shift, template_scale=template_scale,
                    search_shift=search_shift, search_scale=search_scale)
 
-    def generate():
+    def generate():  # the draws only, one rng stream: the same pairs whatever the decoding parallelism
         rng = np.random.default_rng(seed)
         while True:
             draw = rng.random() if negative_fraction or distractor_fraction else 1.0
             negative = draw < negative_fraction
             distractor = negative_fraction <= draw < negative_fraction + distractor_fraction
-            images, box = sample_pair(rng, usable, negative=negative, distractor=distractor, **options)
-            yield images, {"box": box, "positive": np.float32(not negative)}
+            pair = draw_pair(rng, usable, negative=negative, distractor=distractor, **options)
+            yield (*pair["template"][:3], *pair["search"][:3]), {"box": pair["box"],
+                                                                "positive": np.float32(not negative)}
 
-    signature = (
-        {"template": tf.TensorSpec((template_size, template_size, 3), tf.float32),
-         "search": tf.TensorSpec((search_size, search_size, 3), tf.float32)},
-        {"box": tf.TensorSpec((4,), tf.float32), "positive": tf.TensorSpec((), tf.float32)},
-    )
+    def cut_regions(template_path, template_center, template_region, search_path, search_center, search_region):
+        crops = cut_pair({"template": (template_path.decode(), template_center, template_region, template_size),
+                          "search": (search_path.decode(), search_center, search_region, search_size)})
+        return crops["template"], crops["search"]
+
+    def cut(regions, targets):  # decoding and cropping, in parallel (OpenCV releases the GIL)
+        template, search = tf.numpy_function(cut_regions, regions, [tf.float32, tf.float32])
+        template.set_shape((template_size, template_size, 3))
+        search.set_shape((search_size, search_size, 3))
+        return {"template": template, "search": search}, targets
+
+    region = (tf.TensorSpec((), tf.string), tf.TensorSpec((2,), tf.float64), tf.TensorSpec((2,), tf.float64))
+    signature = (region + region, {"box": tf.TensorSpec((4,), tf.float32), "positive": tf.TensorSpec((), tf.float32)})
     dataset = tf.data.Dataset.from_generator(generate, output_signature=signature)
+    dataset = dataset.map(cut, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return dataset.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
 
 
-__all__ = ["pair_dataset", "sample_pair"]
+__all__ = ["cut_pair", "draw_pair", "pair_dataset", "sample_pair"]
