@@ -1,4 +1,5 @@
-"""`zippy-tf tune ettrack|lighttrack|attention`: tune the online tracker's hyper-parameters on validation sequences."""
+"""`zippy-tf tune ettrack|ettrack-s|lighttrack|attention`: tune the online tracker's hyper-parameters on validation
+sequences."""
 
 HELP = ("Tune a tracker's penalty_k, window_influence and size lr for its weights by OPE success AUC on validation "
         "sequences (random search, resumable); writes tracker.json")

@@ -16,7 +16,7 @@ from zippy_tf.io import save_figure
 from zippy_tf.tracking.metrics import PRECISION_THRESHOLDS, SUCCESS_THRESHOLDS, sequence_curves, summarize
 from zippy_tf.tracking.opencv_trackers import OPENCV_TRACKERS, OpenCVTracker
 
-NEURAL_TRACKERS = ("ettrack", "lighttrack", "attention")
+NEURAL_TRACKERS = ("ettrack", "ettrack-s", "lighttrack", "attention")
 TRACKERS = NEURAL_TRACKERS + tuple(OPENCV_TRACKERS)
 
 

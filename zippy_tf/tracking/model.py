@@ -42,6 +42,7 @@ NECK_CHANNELS = 128
 CLS_CHANNELS, CLS_KERNELS = 256, (5, 5, 3, 3, 3, 3)
 REG_CHANNELS, REG_KERNELS = 192, (3, 3, 3, 3, 3, 5, 5, 5)
 CLS_SCALE = 0.1  # the reference scales the classification logits down by 10
+FFN_DIM = 1024  # the reference's FFN width (the thesis gives none); the ettrack-s preset uses a narrower one
 
 
 @dataclasses.dataclass
@@ -108,11 +109,41 @@ class TrackerNetwork:
             with self._every_layer_trainable(), readable_weights(path) as readable:
                 self.pair_model().load_weights(readable)
         except (ValueError, OSError, KeyError) as e:
+            saved = saved_ffn_dim(path)
+            if saved is not None and self.config["head"] != "conv" and saved != self.config["ffn_dim"]:
+                raise UserError(f"tracker weights {str(path)!r} were saved for ffn_dim {saved}, this tracker has "
+                                f"ffn_dim {self.config['ffn_dim']}; pass the tracker built with ffn_dim {saved} "
+                                f"({_presets_with_ffn_dim(saved)}), or narrow the weights with "
+                                "zippy_tf.tracking.compress.narrow_ffn") from None
             first = (str(e).strip().splitlines() or [type(e).__name__])[0]
             raise UserError(f"tracker weights {path!r} do not fit the {self.config['head']!r} head ({first[:160]}); "
-                            "pass weights saved from the same tracker (ettrack, lighttrack or attention)")
+                            "pass weights saved from the same tracker (ettrack, ettrack-s, lighttrack or attention)")
         self.weights_path = str(path)
         return self
+
+
+def saved_ffn_dim(path):
+    """The FFN width a tracker weights file was saved for (its first FFN's hidden bias), or None: no transformer
+    head, or not a readable weights file."""
+    import h5py
+
+    widths = []
+    try:
+        with h5py.File(path, "r") as f:
+            f.visititems(lambda name, item: widths.append(item.shape[0])
+                         if name.endswith("feed_forward/linear1/bias:0") and isinstance(item, h5py.Dataset) else None)
+    except OSError:
+        return None
+    return int(widths[0]) if widths else None
+
+
+def _presets_with_ffn_dim(ffn_dim):
+    """The tracking presets built with FFN width ``ffn_dim`` ("no preset" if none), to name in an error."""
+    from zippy_tf.presets import PRESETS
+
+    names = [p.name for p in PRESETS.values() if p.task == "tracking" and p.builder.endswith(":ettrack")
+             and p.kwargs.get("ffn_dim", FFN_DIM) == ffn_dim]
+    return "preset " + " or ".join(names) if names else "no preset"
 
 
 def grid_points(output_size, search_size, stride=STRIDE):
@@ -143,7 +174,7 @@ def _tower(x, head, filters, kernels, name, options):
 
 
 def build_tracker_network(*, head="exemplar", template_size=127, search_size=256, weights=None, num_exemplars=4,
-                          num_heads=8, ffn_dim=1024, dropout=0.1, depthwise_form="output_sum", batch_size=None,
+                          num_heads=8, ffn_dim=FFN_DIM, dropout=0.1, depthwise_form="output_sum", batch_size=None,
                           name=None):
     """Builds a tracker's template and search branches around one LT-Mobile backbone.
 
@@ -305,5 +336,5 @@ def compare_complexity(**config):
     return {name: complexity(builder(**config)) for name, builder in builders.items()}
 
 
-__all__ = ["HEADS", "TrackerNetwork", "attention_tracker", "build_tracker_network", "compare_complexity",
-           "complexity", "deployment_form", "ettrack", "grid_points", "lighttrack"]
+__all__ = ["FFN_DIM", "HEADS", "TrackerNetwork", "attention_tracker", "build_tracker_network", "compare_complexity",
+           "complexity", "deployment_form", "ettrack", "grid_points", "lighttrack", "saved_ffn_dim"]

@@ -97,8 +97,9 @@ class Tracker:
 
     @classmethod
     def from_preset(cls, name, *, weights=None, runtime=None, num_threads=1, **kwargs):
-        """The tracker of preset ``name`` ("ettrack", "lighttrack", "attention") with the shipped weights and the
-        hyper-parameters tuned for them (``models/<name>/tracker.json``), on the deployed runtime by default.
+        """The tracker of preset ``name`` ("ettrack", "ettrack-s", "lighttrack", "attention") with the shipped
+        weights and the hyper-parameters tuned for them (``models/<name>/tracker.json``), on the deployed runtime by
+        default.
 
         Args:
             name: a tracking preset of ``zippy_tf.presets.PRESETS``.
