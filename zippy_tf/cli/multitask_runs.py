@@ -44,8 +44,8 @@ def define_training_flags(fv, method):
     flags.DEFINE_string("output", None, "run folder to write (run.json, weights, checkpoints/)", flag_values=fv)
     flags.DEFINE_integer("steps", None, "optimizer steps (RCM: per task); default: the preset's", lower_bound=1,
                          flag_values=fv)
-    flags.DEFINE_integer("batch_size", None, "images per step; default: the preset's", lower_bound=1,
-                         flag_values=fv)
+    flags.DEFINE_integer("batch_size", None, "images per step over all replicas and workers (the global batch); "
+                         "default: the preset's", lower_bound=1, flag_values=fv)
     flags.DEFINE_string("crop", None, "training crop WIDTHxHEIGHT, also the network's input size; default: the "
                         "preset's (560x425 for NYUD)", flag_values=fv)
     flags.DEFINE_float("learning_rate", None, "base learning rate of SGD's poly schedule; default: the preset's",
