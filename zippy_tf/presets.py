@@ -73,7 +73,7 @@ PRESETS = {
                task="tracking"),
         Preset("ettrack-s", "zippy_tf.tracking.model:ettrack",
                "E.T.Track with 128-wide FFNs (1024 in ettrack), fine-tuned from ettrack's weights; template 127, "
-               "search 256", kwargs={"ffn_dim": 128, "name": "ettrack_s"}, task="tracking"),
+               "search 224", kwargs={"ffn_dim": 128, "search_size": 224, "name": "ettrack_s"}, task="tracking"),
         Preset("lighttrack", "zippy_tf.tracking.model:lighttrack",
                "LightTrack-Mobile: the same tracker with convolutional heads (E.T.Track's baseline)",
                task="tracking"),

@@ -19,10 +19,10 @@ RUNTIMES = ("fp32", "int8", "keras")
 # The runtime a preset's tracker runs by default: int8 where the whole tracker (crop, network, decoding; 1 thread)
 # was faster in int8 than in fp32 on this project's CPU in benchmarks/results/tracking_fps.json (ettrack 12.9 vs
 # 11.8 FPS, lighttrack 33.6 vs 33.1; their search branches 1.4x and 1.2x in experiments/results/tracker_stages.json),
-# else fp32 (attention: 8.5 vs 9.6 FPS; ettrack-s, whose narrow FFNs leave mostly the ops int8 keeps float: its
-# search branch 25.4 ms fp32 vs 30.4 ms int8, medians of 80 interleaved runs). The Keras model stays available as
-# runtime "keras" (for debugging).
-DEFAULT_RUNTIMES = {"ettrack": "int8", "ettrack-s": "fp32", "lighttrack": "int8", "attention": "fp32"}
+# else fp32 (attention: 8.5 vs 9.6 FPS). ettrack-s (search 224): int8 102 vs fp32 84 FPS at equal validation AUC
+# (0.404 vs 0.402 on 30 seed-2 sequences, models/ettrack-s/card.md). The Keras model stays available as runtime
+# "keras" (for debugging).
+DEFAULT_RUNTIMES = {"ettrack": "int8", "ettrack-s": "int8", "lighttrack": "int8", "attention": "fp32"}
 
 
 def default_runtime(preset):
