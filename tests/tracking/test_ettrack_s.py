@@ -56,3 +56,13 @@ def test_eval_track_refuses_ettrack_weights_with_exit_2(tmp_path):
     assert done.returncode == 2 and done.stdout == ""
     lines = [line for line in done.stderr.strip().splitlines() if line.startswith("zippy-tf: error:")]
     assert len(lines) == 1 and "saved for ffn_dim 1024" in lines[0] and "narrow_ffn" in lines[0]
+
+
+def test_train_builds_the_presets_network(tmp_path, capsys):
+    """`train ettrack-s` builds the preset's narrow network: the wide E.T.Track's weights are refused, not loaded."""
+    from zippy_tf.cli.main import main
+
+    write_otb_sequences(str(tmp_path / "data"), 1, 3, seed=0, size=(96, 128))
+    assert main(["train", "ettrack-s", "--data", str(tmp_path / "data"), "--output", str(tmp_path / "run"),
+                 "--weights", ETTRACK_WEIGHTS, "--epochs", "1", "--steps_per_epoch", "1", "--batch_size", "2"]) == 2
+    assert "saved for ffn_dim 1024, this tracker has ffn_dim 128" in capsys.readouterr().err

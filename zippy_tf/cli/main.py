@@ -29,6 +29,7 @@ VERBS = {
         "zippypoint-int8": "zippy_tf.cli.train_keypoints",
         "kp2d": "zippy_tf.cli.train_keypoints",
         "ettrack": "zippy_tf.cli.train_tracking",
+        "ettrack-s": "zippy_tf.cli.train_tracking",
         "lighttrack": "zippy_tf.cli.train_tracking",
         "attention": "zippy_tf.cli.train_tracking",
         "rcm": "zippy_tf.cli.train_rcm",
@@ -36,6 +37,7 @@ VERBS = {
     },
     "tune": {
         "ettrack": "zippy_tf.cli.tune_tracking",
+        "ettrack-s": "zippy_tf.cli.tune_tracking",
         "lighttrack": "zippy_tf.cli.tune_tracking",
         "attention": "zippy_tf.cli.tune_tracking",
     },

@@ -22,8 +22,10 @@ def define_flags(fv):
                        flag_values=fv)
     flags.DEFINE_boolean("resume", False, "continue from the last checkpoint in --output", flag_values=fv)
     flags.DEFINE_string("weights", None, "initial weights (.h5) of the same tracker", flag_values=fv)
-    flags.DEFINE_integer("template_size", 127, "template crop side", lower_bound=32, flag_values=fv)
-    flags.DEFINE_integer("search_size", 256, "search crop side", lower_bound=32, flag_values=fv)
+    flags.DEFINE_integer("template_size", None, "template crop side; default: the preset's (127)", lower_bound=32,
+                         flag_values=fv)
+    flags.DEFINE_integer("search_size", None, "search crop side; default: the preset's (256; ettrack-s 224)",
+                         lower_bound=32, flag_values=fv)
     flags.DEFINE_integer("seed", 0, "seeds the pair sampling and the initial weights", flag_values=fv)
     flags.DEFINE_float("search_scale", 0.18, "per-axis scale jitter of the search crop, 1 ± U(s) (reference 0.18); "
                        "larger values vary the target's size in the crop more, so the box regression must measure "
@@ -84,15 +86,19 @@ def main(fv, args, name):
         if fv.batch_norm == "frozen" and fv.weights is None and not resume:
             raise UserError("--batch_norm frozen fine-tunes trained weights; pass --weights (or train with "
                             "--batch_norm batch first)")
+        preset = get_preset(name)
+        # the preset's network (ettrack-s: its FFN width and search size), crop sides as flagged
+        sizes = {"template_size": fv.template_size or preset.kwargs.get("template_size", 127),
+                 "search_size": fv.search_size or preset.kwargs.get("search_size", 256)}
         sequences = load_sequences(fv.data, fv.format)
-        dataset = shard_by_data(pair_dataset(sequences, template_size=fv.template_size, search_size=fv.search_size,
+        dataset = shard_by_data(pair_dataset(sequences, **sizes,
                                              search_scale=fv.search_scale, negative_fraction=fv.negative_fraction,
                                              distractor_fraction=fv.distractor_fraction, batch_size=fv.batch_size,
                                              seed=fv.seed))
         keras.utils.set_random_seed(fv.seed)
-        module, function = get_preset(name).builder.split(":")
+        module, function = preset.builder.split(":")
         network = getattr(importlib.import_module(module), function)(
-            weights=fv.weights, template_size=fv.template_size, search_size=fv.search_size)
+            **{**preset.kwargs, **sizes}, weights=fv.weights)
         if fv.batch_norm == "frozen":
             # a resumed run restores its statistics from the checkpoint
             if not resume and fv.statistics_steps > 0:

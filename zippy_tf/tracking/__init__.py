@@ -12,6 +12,7 @@ from zippy_tf._lazy import lazy_exports
 
 # module → its public names, imported on first access (the package itself imports nothing)
 __getattr__, __dir__, __all__ = lazy_exports(__name__, {
+    "zippy_tf.tracking.compress": ["narrow_ffn"],
     "zippy_tf.tracking.datasets": ["load_sequences", "Sequence"],
     "zippy_tf.tracking.evaluate": ["track_sequence", "tracker_factory"],
     "zippy_tf.tracking.exemplar": ["ExemplarAttention", "ExemplarTransformer"],

@@ -17,12 +17,10 @@ FILE_NAME = "tracker.json"
 # How the tracker's network runs: an exported fp32 or int8 TFLite flatbuffer (the deployed path) or the Keras model.
 RUNTIMES = ("fp32", "int8", "keras")
 # The runtime a preset's tracker runs by default: int8 where the whole tracker (crop, network, decoding; 1 thread)
-# was faster in int8 than in fp32 on this project's CPU in benchmarks/results/tracking_fps.json (ettrack 12.9 vs
-# 11.8 FPS, lighttrack 33.6 vs 33.1; their search branches 1.4x and 1.2x in experiments/results/tracker_stages.json),
-# else fp32 (attention: 8.5 vs 9.6 FPS). ettrack-s (search 224): int8 102 vs fp32 84 FPS at equal validation AUC
-# (0.404 vs 0.402 on 30 seed-2 sequences, models/ettrack-s/card.md). The Keras model stays available as runtime
-# "keras" (for debugging).
-DEFAULT_RUNTIMES = {"ettrack": "int8", "ettrack-s": "int8", "lighttrack": "int8", "attention": "fp32"}
+# ran faster in int8 than in fp32 on this project's CPU in benchmarks/results/tracking_fps.json, else fp32. All do:
+# ettrack 63.4 vs 38.8 FPS (at 0.027 less AUC), ettrack-s (search 224) 95.1 vs 87.4, lighttrack 107.0 vs 91.5,
+# attention 40.7 vs 27.7. The Keras model stays available as runtime "keras" (for debugging).
+DEFAULT_RUNTIMES = {"ettrack": "int8", "ettrack-s": "int8", "lighttrack": "int8", "attention": "int8"}
 
 
 def default_runtime(preset):
