@@ -7,7 +7,7 @@ OUT ?= out
 # file's module fixtures are built once
 JOBS ?= 2
 
-.PHONY: setup demo test clean
+.PHONY: setup demo test test-large clean
 
 setup: $(VENV)/.installed
 
@@ -35,6 +35,11 @@ demo: setup
 
 test: setup
 	$(BIN)/python -m pytest -q -n $(JOBS) --dist loadfile tests
+
+# the slow end-to-end runs (`large` marker: multi-device equivalence, full training and tracking runs); CI runs them
+# after `make test`
+test-large: setup
+	$(BIN)/python -m pytest -q -n $(JOBS) --dist loadfile --run-large -m large tests
 
 clean:
 	rm -rf $(VENV) $(OUT)

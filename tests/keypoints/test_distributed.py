@@ -15,6 +15,9 @@ import sys
 import numpy as np
 import pytest
 
+# one subprocess builds and steps five trainers on two logical CPUs (~80 s): `make test-large` runs it
+pytestmark = pytest.mark.large
+
 # Logical devices must be configured before TensorFlow initialises, so the comparison runs in its own process.
 SCRIPT = r"""
 import json

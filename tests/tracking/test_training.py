@@ -181,6 +181,7 @@ def test_checkpoints_resume_and_nan(tmp_path):
     assert tf.train.latest_checkpoint(os.path.join(output, "checkpoints")).endswith("-2")
 
 
+@pytest.mark.large  # two subprocesses tracing a tracker under MirroredStrategy (~110 s): `make test-large`
 @pytest.mark.parametrize("batch_norm", ["batch", "frozen"])
 def test_mirrored_strategy_matches_one_device(batch_norm):
     """A step under a two-replica MirroredStrategy (two logical CPUs) equals a step on one device: with synchronised
